@@ -1,0 +1,3 @@
+from tts_studio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Dependencies: routes read shared state from `request.app.state`, never from globals."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tts_studio.config import Settings
+from tts_studio.engines.manager import ModelManager
+from tts_studio.errors import Unauthorized
+from tts_studio.services.speech import SpeechService
+from tts_studio.services.voices import VoiceCatalog
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_manager(request: Request) -> ModelManager:
+    manager: ModelManager = request.app.state.manager
+    return manager
+
+
+def get_speech(request: Request) -> SpeechService:
+    speech: SpeechService = request.app.state.speech
+    return speech
+
+
+def get_voices(request: Request) -> VoiceCatalog:
+    voices: VoiceCatalog = request.app.state.voices
+    return voices
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ManagerDep = Annotated[ModelManager, Depends(get_manager)]
+SpeechDep = Annotated[SpeechService, Depends(get_speech)]
+VoicesDep = Annotated[VoiceCatalog, Depends(get_voices)]
+
+
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """With an API key configured, demand `Authorization: Bearer <key>`; otherwise accept anything."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value()
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized(
+            "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

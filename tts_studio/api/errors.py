@@ -1,0 +1,71 @@
+"""Exception handlers: every error, validation included, leaves as the OpenAI envelope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from tts_studio.errors import StudioError, error_body
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
+
+
+def validation_error(errors: list[Any]) -> StudioError:
+    """The first pydantic/FastAPI validation error as a 400 naming the parameter."""
+    from tts_studio.errors import InvalidRequest
+
+    if not errors:
+        return InvalidRequest("Invalid request.")
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "form")]
+    param = ".".join(loc) or None
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        return InvalidRequest("The request body is not valid JSON.", code="invalid_json")
+    if kind == "missing":
+        return InvalidRequest(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
+    code = "invalid_type" if kind.endswith("_type") or kind == "model_attributes_type" else "invalid_value"
+    where = f"'{param}'" if param else "the request body"
+    return InvalidRequest(f"Invalid value for {where}: {first.get('msg', 'invalid')}.", param=param, code=code)
+
+
+def _response(exc: StudioError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def studio(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StudioError)
+        return _response(exc)
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _response(validation_error(list(exc.errors())))
+
+    async def http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        status = exc.status_code
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        body = error_body(str(exc.detail), kind, None, _HTTP_CODES.get(status))
+        return JSONResponse(body, status_code=status, headers=getattr(exc, "headers", None))
+
+    async def crash(_: Request, exc: Exception) -> JSONResponse:
+        log.error("Unhandled error", exc_info=exc)
+        return JSONResponse(
+            error_body("The server had an internal error; see its log.", "server_error", None, "internal_error"),
+            status_code=500,
+        )
+
+    app.add_exception_handler(StudioError, studio)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http)
+    app.add_exception_handler(Exception, crash)

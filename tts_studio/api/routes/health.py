@@ -1,0 +1,25 @@
+"""`GET /health`: liveness plus the state of each component."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from tts_studio import __version__
+from tts_studio.api.deps import ManagerDep, VoicesDep
+
+router = APIRouter()
+
+
+@router.get("/health")
+def health(request: Request, manager: ManagerDep, voices: VoicesDep) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "version": __version__,
+        "uptime_seconds": round(time.monotonic() - request.app.state.started, 1),
+        "engines": manager.status(),
+        "voices": len(voices.list()),
+        "auth": request.app.state.settings.api_key is not None,
+    }

@@ -1,0 +1,95 @@
+"""`POST /v1/audio/speech`: streamed audio in every format, or SSE events."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterator
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from tts_studio.api.body import read_json
+from tts_studio.api.deps import SettingsDep, SpeechDep
+from tts_studio.api.schemas import SpeechBody
+from tts_studio.api.streaming import ClosingStreamingResponse, first_item
+from tts_studio.audio.encode import MIME_TYPES, encode_stream
+from tts_studio.errors import StudioError, TooManyRequests, error_body
+from tts_studio.services.speech import SpeechOrder, SpeechStream
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_OPENAPI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": SpeechBody.model_json_schema()}},
+    }
+}
+
+
+def _sse_events(stream: SpeechStream, audio: Iterator[bytes]) -> Iterator[bytes]:
+    """`speech.audio.delta` per encoded chunk, then `speech.audio.done` with usage; errors as events."""
+    try:
+        for data in audio:
+            event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
+            yield f"data: {json.dumps(event, separators=(",", ":"))}\n\n".encode()
+    except StudioError as exc:
+        yield f"data: {json.dumps(exc.body(), separators=(",", ":"))}\n\n".encode()
+        return
+    except Exception:
+        log.exception("speech stream failed")
+        failure = error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error")
+        yield f"data: {json.dumps(failure, separators=(",", ":"))}\n\n".encode()
+        return
+    usage = {
+        "input_tokens": stream.plan.input_tokens,
+        "output_tokens": stream.output_tokens,
+        "total_tokens": stream.plan.input_tokens + stream.output_tokens,
+    }
+    yield f"data: {json.dumps({"type": "speech.audio.done", "usage": usage}, separators=(",", ":"))}\n\n".encode()
+
+
+@router.post("/audio/speech", openapi_extra=_OPENAPI_BODY, response_class=StreamingResponse)
+async def create_speech(request: Request, speech: SpeechDep, settings: SettingsDep) -> StreamingResponse:
+    body = await read_json(request, SpeechBody, settings.max_body_bytes)
+    order = SpeechOrder(
+        model=body.model,
+        input=body.input,
+        voice=body.voice_id,
+        speed=body.speed,
+        instructions=body.instructions,
+        extra=body.extra,
+    )
+    plan = speech.plan(order)
+    slots = request.app.state.speech_slots
+    if not slots.acquire(blocking=False):
+        raise TooManyRequests(
+            f"Too many speech requests in flight (limit {settings.max_active_requests}); retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    stream: SpeechStream | None = None
+    try:
+        stream = await anyio.to_thread.run_sync(speech.open, plan)
+        audio = encode_stream(stream, body.response_format)
+        payload = _sse_events(stream, audio) if body.stream_format == "sse" else audio
+        first = await first_item(payload)
+    except BaseException:
+        if stream is not None:
+            stream.close()
+        slots.release()
+        raise
+
+    def close() -> None:
+        payload.close()
+        audio.close()
+        stream.close()
+        slots.release()
+
+    if body.stream_format == "sse":
+        media_type, headers = "text/event-stream", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    else:
+        media_type, headers = MIME_TYPES[body.response_format], {}
+    return ClosingStreamingResponse(first, payload, close, media_type=media_type, headers=headers)

@@ -1,0 +1,45 @@
+"""Request bodies of the OpenAI-compatible routes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ResponseFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+
+
+class VoiceRef(BaseModel):
+    """A custom voice by id: `{"id": "voice_..."}`."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1)
+
+
+class SpeechBody(BaseModel):
+    """`POST /v1/audio/speech`. Unknown keys are kept: engines pick their parameters (`seed`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    input: str
+    voice: str | VoiceRef
+    instructions: str | None = Field(None, max_length=4096)
+    response_format: ResponseFormat = "mp3"
+    speed: float = 1.0
+    stream_format: Literal["audio", "sse"] = "audio"
+
+    @field_validator("response_format", "stream_format", "speed", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: Any) -> Any:
+        if value is None:
+            return cls.model_fields[info.field_name].default
+        return value
+
+    @property
+    def voice_id(self) -> str:
+        return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})

@@ -1,0 +1,1 @@
+"""Audio: tempo, resampling and streaming encoders (PyAV)."""

@@ -1,0 +1,90 @@
+"""Sample-level processing on PyAV: pitch-preserving tempo change and resampling to the output rate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from tts_studio.engines.base import Audio, AudioChunk
+
+OUTPUT_RATE = 24000  # the OpenAI contract: pcm is 24 kHz, and every format is encoded at this rate
+
+
+def _frame(samples: Audio, sample_rate: int, pts: int | None = None) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
+    )
+    frame.sample_rate = sample_rate
+    frame.time_base = Fraction(1, sample_rate)
+    frame.pts = pts
+    return frame
+
+
+def _atempo_factors(tempo: float) -> list[float]:
+    """atempo takes 0.5..100 per instance; chain instances for slower tempi."""
+    factors: list[float] = []
+    while tempo < 0.5:
+        factors.append(0.5)
+        tempo /= 0.5
+    factors.append(tempo)
+    return factors
+
+
+def time_stretch(samples: Audio, sample_rate: int, tempo: float) -> Audio:
+    """`samples` played `tempo` times faster at the same pitch (FFmpeg atempo); one chunk, flushed."""
+    if abs(tempo - 1.0) < 1e-6 or len(samples) == 0:
+        return samples
+    graph = av.filter.Graph()
+    node = graph.add_abuffer(
+        format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate)
+    )
+    for factor in _atempo_factors(tempo):
+        nxt = graph.add("atempo", f"{factor:.6f}")
+        node.link_to(nxt)
+        node = nxt
+    sink = graph.add("abuffersink")
+    node.link_to(sink)
+    graph.configure()
+    graph.push(_frame(samples, sample_rate, 0))
+    graph.push(None)
+    out: list[Audio] = []
+    while True:
+        try:
+            frame = graph.pull()
+        except (av.BlockingIOError, av.EOFError):
+            break
+        out.append(frame.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+class Resampler:
+    """Incremental conversion of float chunks at any rate to int16 mono at `rate`."""
+
+    def __init__(self, rate: int = OUTPUT_RATE) -> None:
+        self.rate = rate
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        self._pts = 0
+        self._in_rate: int | None = None
+
+    def push(self, chunk: AudioChunk) -> list[av.AudioFrame]:
+        if self._in_rate is None:
+            self._in_rate = chunk.sample_rate
+        elif chunk.sample_rate != self._in_rate:
+            raise ValueError("sample rate changed mid-stream")
+        frame = _frame(chunk.samples.clip(-1.0, 1.0), chunk.sample_rate, self._pts)
+        self._pts += len(chunk.samples)
+        return list(self._resampler.resample(frame))
+
+    def flush(self) -> list[av.AudioFrame]:
+        if self._in_rate is None:
+            return []
+        return list(self._resampler.resample(None))
+
+
+def apply_tempo(chunks: Iterable[AudioChunk], tempo: float) -> Iterator[AudioChunk]:
+    """Each chunk time-stretched by `tempo` (sentence chunks are independent, so no state carries)."""
+    for chunk in chunks:
+        yield AudioChunk(time_stretch(chunk.samples, chunk.sample_rate, tempo), chunk.sample_rate)

@@ -1,0 +1,1 @@
+"""Speech engines behind one small protocol, a declarative registry and a shared model manager."""

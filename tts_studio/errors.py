@@ -1,0 +1,86 @@
+"""Status-carrying exceptions and the OpenAI error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StudioError(Exception):
+    """Base for every error that reaches a client; rendered as the OpenAI envelope."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+class InvalidRequest(StudioError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_value"
+
+
+class Unauthorized(StudioError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class NotFound(StudioError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class PayloadTooLarge(StudioError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(StudioError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class TooManyRequests(StudioError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class EngineUnavailable(StudioError):
+    """The engine cannot run here (package missing, no weights, out of memory)."""
+
+    status = 503
+    type = "server_error"
+    code = "engine_unavailable"
+
+
+def error_body(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """The OpenAI error envelope: all four keys, always."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}

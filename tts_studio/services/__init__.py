@@ -1,0 +1,1 @@
+"""The service layer shared by the HTTP routes and the UI."""

@@ -1,0 +1,196 @@
+"""Speech synthesis as a service: validate and plan a request, then stream audio under a lease."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from tts_studio.audio.dsp import OUTPUT_RATE, time_stretch
+from tts_studio.config import Settings
+from tts_studio.engines.base import AudioChunk, EngineInfo, SynthesisRequest
+from tts_studio.engines.manager import Lease, ModelManager
+from tts_studio.errors import InvalidRequest, ModelNotFound
+from tts_studio.services.voices import VoiceCatalog
+from tts_studio.text import chunk_text
+
+log = logging.getLogger(__name__)
+
+SPEED_MIN, SPEED_MAX = 0.25, 4.0
+
+
+@dataclass(frozen=True)
+class SpeechOrder:
+    """What a caller asks for (already type-checked by the API schema or the UI)."""
+
+    model: str
+    input: str
+    voice: str
+    speed: float = 1.0
+    instructions: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpeechPlan:
+    """A validated order: which engine, voice, text chunks, speed split and parameters."""
+
+    engine_id: str
+    info: EngineInfo
+    voice: str
+    chunks: tuple[str, ...]
+    native_speed: float
+    tempo: float  # residual pitch-preserving time-stretch applied after the engine
+    params: dict[str, Any]
+    instructions: str | None
+    input_chars: int
+
+    @property
+    def input_tokens(self) -> int:
+        """A rough token count (about 4 characters per token) for SSE usage."""
+        return max(1, math.ceil(self.input_chars / 4))
+
+
+def split_speed(speed: float, native: tuple[float, float] | None) -> tuple[float, float]:
+    """(engine speed, residual tempo): engine-native within its range, time-stretch for the rest."""
+    if native is None:
+        return 1.0, speed
+    low, high = native
+    engine_speed = min(max(speed, low), high)
+    return engine_speed, speed / engine_speed
+
+
+class SpeechStream:
+    """Iterates audio chunks of a plan; holds the engine lease until exhausted or closed."""
+
+    def __init__(self, plan: SpeechPlan, lease: Lease) -> None:
+        self.plan = plan
+        self.audio_seconds = 0.0
+        self.chunks_done = 0
+        self._lease = lease
+        self._gen = self._generate()
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        return self
+
+    def __next__(self) -> AudioChunk:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Stop generating and release the lease (safe to call twice)."""
+        self._gen.close()
+        self._lease.release()
+
+    def _pieces(self, text: str) -> Iterator[AudioChunk]:
+        plan, engine = self.plan, self._lease.engine
+        # Exclusive engines hold the device for the whole stream (taken in _generate).
+        lock: AbstractContextManager[Any] = (
+            nullcontext() if plan.info.exclusive_stream else self._lease.device_lock
+        )
+        request = SynthesisRequest(
+            text=text,
+            voice=plan.voice,
+            speed=plan.native_speed,
+            instructions=plan.instructions,
+            params=plan.params,
+        )
+        pieces = engine.stream(request)
+        try:
+            while True:
+                with lock:  # one inference per device; released between pieces so streams interleave
+                    piece = next(pieces, None)
+                if piece is None:
+                    return
+                yield piece
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+
+    def _generate(self) -> Iterator[AudioChunk]:
+        plan = self.plan
+        started = time.perf_counter()
+        try:
+            if plan.info.exclusive_stream:
+                self._lease.device_lock.acquire()
+            for index, text in enumerate(plan.chunks):
+                for piece in self._pieces(text):
+                    if plan.tempo != 1.0:
+                        piece = AudioChunk(time_stretch(piece.samples, piece.sample_rate, plan.tempo),
+                                           piece.sample_rate)
+                    self.audio_seconds += piece.duration
+                    yield piece
+                self.chunks_done = index + 1
+                log.debug("chunk %d/%d synthesized", index + 1, len(plan.chunks),
+                          extra={"speech_chunk": index + 1, "speech_chunks": len(plan.chunks)})
+        finally:
+            if plan.info.exclusive_stream:
+                self._lease.device_lock.release()
+            self._lease.release()
+            elapsed = time.perf_counter() - started
+            log.info("speech %s/%s: %d/%d chunks, %.2f s audio in %.2f s",
+                     plan.engine_id, plan.voice, self.chunks_done, len(plan.chunks), self.audio_seconds, elapsed)
+
+    @property
+    def output_tokens(self) -> int:
+        """Audio length in 20 ms units, reported as SSE usage."""
+        return max(1, round(self.audio_seconds * OUTPUT_RATE / 480))
+
+
+class SpeechService:
+    """Turns orders into audio; used in-process by the API routes and the UI alike."""
+
+    def __init__(self, manager: ModelManager, voices: VoiceCatalog, settings: Settings) -> None:
+        self.manager = manager
+        self.voices = voices
+        self.settings = settings
+
+    def engine_for(self, model: str) -> str:
+        engine_id = self.settings.engine_for_model(model)
+        if engine_id is None and model in self.manager.engine_ids:
+            engine_id = model
+        if engine_id is None:
+            raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
+        return engine_id
+
+    def plan(self, order: SpeechOrder) -> SpeechPlan:
+        """Validate everything that can be checked without loading the engine."""
+        engine_id = self.engine_for(order.model)
+        info = self.manager.info(engine_id)
+        limit = self.settings.max_input_chars
+        if not order.input.strip():
+            raise InvalidRequest("'input' must not be empty.", param="input", code="empty_string")
+        if len(order.input) > limit:
+            raise InvalidRequest(
+                f"'input' is {len(order.input)} characters long; the limit is {limit}.",
+                param="input",
+                code="string_above_max_length",
+            )
+        if not SPEED_MIN <= order.speed <= SPEED_MAX:
+            raise InvalidRequest(
+                f"'speed' must be between {SPEED_MIN} and {SPEED_MAX}, got {order.speed}.", param="speed"
+            )
+        voice = self.voices.resolve(order.voice, info)
+        chunks = chunk_text(order.input, max_chars=info.max_chunk_chars)
+        if not chunks:
+            raise InvalidRequest("'input' has nothing to speak.", param="input")
+        native_speed, tempo = split_speed(order.speed, info.speed_range)
+        return SpeechPlan(
+            engine_id=engine_id,
+            info=info,
+            voice=voice,
+            chunks=tuple(chunks),
+            native_speed=native_speed,
+            tempo=tempo,
+            params=info.validate_params(order.extra),
+            instructions=order.instructions if info.instructions else None,
+            input_chars=len(order.input),
+        )
+
+    def open(self, plan: SpeechPlan) -> SpeechStream:
+        """Load the engine if needed (blocking) and return the audio stream holding its lease."""
+        return SpeechStream(plan, self.manager.acquire(plan.engine_id))
