@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -11,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tts_studio import __version__
+from tts_studio.api.admission import RequestSlots
 from tts_studio.api.deps import require_api_key
 from tts_studio.api.errors import install_error_handlers
 from tts_studio.api.request_id import RequestIdMiddleware
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.state.manager = manager
         app.state.voices = catalog
         app.state.speech = SpeechService(manager, catalog, settings)
-        app.state.speech_slots = threading.BoundedSemaphore(settings.max_active_requests)
+        app.state.speech_slots = RequestSlots(settings.max_active_requests)
         app.state.started = time.monotonic()
         try:
             yield

@@ -20,6 +20,7 @@ def health(request: Request, manager: ManagerDep, voices: VoicesDep) -> dict[str
         "version": __version__,
         "uptime_seconds": round(time.monotonic() - request.app.state.started, 1),
         "engines": manager.status(),
+        "active_requests": request.app.state.speech_slots.active,
         "voices": len(voices.list()),
         "auth": request.app.state.settings.api_key is not None,
     }

