@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import openai
 import pytest
 from openai import OpenAI
@@ -168,6 +170,9 @@ class _BrokenEngine:
         pass
 
     def stream(self, request: SynthesisRequest) -> Iterator[AudioChunk]:
+        if request.text.startswith("Fine"):
+            yield AudioChunk(np.zeros(24000, np.float32), 24000)
+            return
         raise RuntimeError("secret internal detail")
 
 
@@ -200,6 +205,19 @@ def test_engine_crash_mid_sse_is_an_error_event(live_server: Callable[..., LiveS
         "model": "broken", "voice": "heart", "input": "Hi.", "stream_format": "sse"})
     assert response.status_code == 500  # the first event failed, so the status still says so
     assert_envelope(response.json(), "internal_error")
+
+
+def test_engine_crash_after_first_event_is_an_sse_error_event(live_server: Callable[..., LiveServer]) -> None:
+    live = live_server(registry=_registry())
+    response = httpx.post(f"{live.base_url}/audio/speech", json={
+        "model": "broken", "voice": "heart", "input": "Fine first sentence. Then it breaks.",
+        "stream_format": "sse", "response_format": "pcm"})
+    assert response.status_code == 200
+    events = [json.loads(f.removeprefix("data: ")) for f in response.text.split("\n\n") if f]
+    assert events[0]["type"] == "speech.audio.delta"
+    error = assert_envelope(events[-1], "internal_error")
+    assert "secret" not in error["message"]
+    assert wait_until_idle(live)["engines"]["broken"]["in_use"] == 0
 
 
 def test_engine_not_installed_is_503_with_install_hint(live_server: Callable[..., LiveServer]) -> None:

@@ -1,0 +1,71 @@
+"""`python -m tts_studio serve` as a user runs it: busy port, then every format in both stream formats."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tts_studio.cli import find_free_port
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_find_free_port_skips_a_busy_one(busy_port: int) -> None:
+    assert find_free_port("127.0.0.1", busy_port) > busy_port
+
+
+@pytest.mark.slow
+def test_module_serve_answers_the_sdk(busy_port: int, tmp_path: Path) -> None:
+    env = {**os.environ, "TTS_STUDIO_DATA_DIR": str(tmp_path / "d"), "TTS_STUDIO_CACHE_DIR": str(tmp_path / "c"),
+           "TTS_STUDIO_LOG_DIR": str(tmp_path / "l")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tts_studio", "serve", "--port", str(busy_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            match = re.search(r"on (http://127\.0\.0\.1:(\d+))", line)
+            if match:
+                url, port = match.group(1), int(match.group(2))
+        assert url is not None and port != busy_port
+        while not _up(url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client = OpenAI(base_url=f"{url}/v1", api_key="sk-any", max_retries=0)
+        for fmt in ("mp3", "opus", "aac", "flac", "wav", "pcm"):
+            for stream_format in ("audio", "sse"):
+                response = client.audio.speech.create(model="tts-1", voice="echo", input="Testing one two.",
+                                                      response_format=fmt, stream_format=stream_format)  # type: ignore[arg-type]
+                assert len(response.content) > 1000, (fmt, stream_format)
+        assert (tmp_path / "l" / "tts-studio.log").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

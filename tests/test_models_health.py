@@ -1,0 +1,57 @@
+"""/v1/models, /v1/models/{id}, /v1/audio/models, /v1/audio/voices and /health."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.conftest import LiveServer
+from tts_studio.config import OPENAI_VOICES
+
+
+def test_models_list_shape(client: OpenAI, server: LiveServer) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert {"tts-1", "tts-1-hd", "gpt-4o-mini-tts", "hibari"} <= set(ids)
+    raw = httpx.get(f"{server.base_url}/models").json()
+    assert raw["object"] == "list" and isinstance(raw["data"], list)
+    for model in raw["data"]:
+        assert model["object"] == "model" and isinstance(model["created"], int) and model["owned_by"]
+
+
+def test_model_by_id(client: OpenAI) -> None:
+    assert client.models.retrieve("tts-1").id == "tts-1"
+    assert client.models.retrieve("gpt-4o-mini-tts-2025-12-15").id == "gpt-4o-mini-tts-2025-12-15"
+    hibari = client.models.retrieve("hibari")
+    assert hibari.model_extra is not None and hibari.model_extra["sample_rate"] == 24000
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("whisper-9")
+    assert info.value.code == "model_not_found"
+
+
+def test_audio_models_open_webui_shape(server: LiveServer) -> None:
+    body = httpx.get(f"{server.base_url}/audio/models").json()
+    assert all("id" in m for m in body["models"])
+    assert "tts-1" in [m["id"] for m in body["models"]]
+
+
+def test_voices_list_is_honest_about_mapping(server: LiveServer) -> None:
+    body = httpx.get(f"{server.base_url}/audio/voices").json()
+    voices = {v["id"]: v for v in body["voices"]}
+    assert all({"id", "name"} <= set(v) for v in body["voices"])
+    assert voices["heart"]["type"] == "builtin" and voices["heart"]["engines"] == ["hibari"]
+    for name in OPENAI_VOICES:
+        assert voices[name]["type"] == "openai" and voices[name]["maps_to"] == "heart"
+    assert httpx.get(f"{server.base_url}/audio/voices/alloy").json()["maps_to"] == "heart"
+    missing = httpx.get(f"{server.base_url}/audio/voices/nobody")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "voice_not_found"
+
+
+def test_health_reports_components(server: LiveServer, client: OpenAI) -> None:
+    client.audio.speech.create(model="tts-1", voice="alloy", input="Warm up.", response_format="pcm")
+    health = httpx.get(f"{server.url}/health").json()
+    assert health["status"] == "ok"
+    assert health["engines"]["hibari"]["state"] == "loaded"
+    assert health["engines"]["hibari"]["device"] == "cpu"
+    assert health["voices"] >= 14 and health["auth"] is False
