@@ -142,8 +142,12 @@ def decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.audio[0]
         rate = stream.rate
-        frames = [f.to_ndarray().reshape(f.samples, -1).mean(axis=1) if f.format.is_packed else
-                  f.to_ndarray().mean(axis=0) for f in container.decode(stream)]
+        frames = [
+            f.to_ndarray().reshape(f.samples, -1).mean(axis=1)
+            if f.format.is_packed
+            else f.to_ndarray().mean(axis=0)
+            for f in container.decode(stream)
+        ]
     return np.concatenate(frames).astype(np.float32), rate
 
 

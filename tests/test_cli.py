@@ -33,11 +33,19 @@ def test_find_free_port_skips_a_busy_one(busy_port: int) -> None:
 
 @pytest.mark.slow
 def test_module_serve_answers_the_sdk(busy_port: int, tmp_path: Path) -> None:
-    env = {**os.environ, "TTS_STUDIO_DATA_DIR": str(tmp_path / "d"), "TTS_STUDIO_CACHE_DIR": str(tmp_path / "c"),
-           "TTS_STUDIO_LOG_DIR": str(tmp_path / "l")}
+    env = {
+        **os.environ,
+        "TTS_STUDIO_DATA_DIR": str(tmp_path / "d"),
+        "TTS_STUDIO_CACHE_DIR": str(tmp_path / "c"),
+        "TTS_STUDIO_LOG_DIR": str(tmp_path / "l"),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tts_studio", "serve", "--port", str(busy_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     try:
         assert proc.stdout is not None
@@ -54,8 +62,13 @@ def test_module_serve_answers_the_sdk(busy_port: int, tmp_path: Path) -> None:
         client = OpenAI(base_url=f"{url}/v1", api_key="sk-any", max_retries=0)
         for fmt in ("mp3", "opus", "aac", "flac", "wav", "pcm"):
             for stream_format in ("audio", "sse"):
-                response = client.audio.speech.create(model="tts-1", voice="echo", input="Testing one two.",
-                                                      response_format=fmt, stream_format=stream_format)  # type: ignore[arg-type]
+                response = client.audio.speech.create(
+                    model="tts-1",
+                    voice="echo",
+                    input="Testing one two.",
+                    response_format=fmt,
+                    stream_format=stream_format,
+                )  # type: ignore[arg-type]
                 assert len(response.content) > 1000, (fmt, stream_format)
         assert (tmp_path / "l" / "tts-studio.log").exists()
     finally:

@@ -54,7 +54,9 @@ def speak(client: OpenAI, **overrides: Any) -> Any:
         ({"extra_body": {"seed": -1}}, "seed", "invalid_value"),
     ],
 )
-def test_bad_speech_requests_are_400(client: OpenAI, overrides: dict[str, Any], param: str, code: str) -> None:
+def test_bad_speech_requests_are_400(
+    client: OpenAI, overrides: dict[str, Any], param: str, code: str
+) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         speak(client, **overrides)
     assert info.value.status_code == 400
@@ -88,8 +90,9 @@ def test_unknown_model_is_404(client: OpenAI) -> None:
     ],
 )
 def test_malformed_bodies_are_400_not_422(server: LiveServer, content: bytes, code: str) -> None:
-    response = httpx.post(f"{server.base_url}/audio/speech", content=content,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{server.base_url}/audio/speech", content=content, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/json"
     assert_envelope(response.json(), code)
@@ -146,10 +149,20 @@ def test_without_api_key_any_token_is_accepted(server: LiveServer) -> None:
 def test_too_many_requests_is_429_with_retry_after(live_server: Callable[..., LiveServer]) -> None:
     live = live_server(max_active_requests=1)
     long_text = "A sentence that takes a little while to say out loud. " * 70
-    with httpx.Client(timeout=60) as http, http.stream(
-        "POST", f"{live.base_url}/audio/speech",
-        json={"model": "tts-1", "voice": "alloy", "input": long_text, "response_format": "pcm", "speed": 0.25},
-    ) as busy:
+    with (
+        httpx.Client(timeout=60) as http,
+        http.stream(
+            "POST",
+            f"{live.base_url}/audio/speech",
+            json={
+                "model": "tts-1",
+                "voice": "alloy",
+                "input": long_text,
+                "response_format": "pcm",
+                "speed": 0.25,
+            },
+        ) as busy,
+    ):
         next(busy.iter_bytes())  # the stream holds the only slot while it is being read
         with pytest.raises(openai.RateLimitError) as info:
             speak(live.client(max_retries=0))
@@ -160,8 +173,9 @@ def test_too_many_requests_is_429_with_retry_after(live_server: Callable[..., Li
 
 
 class _BrokenEngine:
-    info = EngineInfo(id="broken", name="Broken", description="fails mid-synthesis", sample_rate=24000,
-                      voices=("heart",))
+    info = EngineInfo(
+        id="broken", name="Broken", description="fails mid-synthesis", sample_rate=24000, voices=("heart",)
+    )
 
     def load(self, device: str) -> None:
         pass
@@ -185,8 +199,9 @@ def _missing_package(settings: Settings) -> TTSEngine:
 def _registry() -> dict[str, EngineSpec]:
     registry = default_registry()
     registry["broken"] = EngineSpec(_BrokenEngine.info, lambda s: _BrokenEngine())
-    missing_info = EngineInfo(id="missing", name="Missing", description="not installed", sample_rate=24000,
-                              voices=("heart",))
+    missing_info = EngineInfo(
+        id="missing", name="Missing", description="not installed", sample_rate=24000, voices=("heart",)
+    )
     registry["missing"] = EngineSpec(missing_info, _missing_package, "pip install tts-studio[missing]")
     return registry
 
@@ -201,17 +216,26 @@ def test_engine_crash_is_500_without_details(live_server: Callable[..., LiveServ
 
 def test_engine_crash_mid_sse_is_an_error_event(live_server: Callable[..., LiveServer]) -> None:
     live = live_server(registry=_registry())
-    response = httpx.post(f"{live.base_url}/audio/speech", json={
-        "model": "broken", "voice": "heart", "input": "Hi.", "stream_format": "sse"})
+    response = httpx.post(
+        f"{live.base_url}/audio/speech",
+        json={"model": "broken", "voice": "heart", "input": "Hi.", "stream_format": "sse"},
+    )
     assert response.status_code == 500  # the first event failed, so the status still says so
     assert_envelope(response.json(), "internal_error")
 
 
 def test_engine_crash_after_first_event_is_an_sse_error_event(live_server: Callable[..., LiveServer]) -> None:
     live = live_server(registry=_registry())
-    response = httpx.post(f"{live.base_url}/audio/speech", json={
-        "model": "broken", "voice": "heart", "input": "Fine first sentence. Then it breaks.",
-        "stream_format": "sse", "response_format": "pcm"})
+    response = httpx.post(
+        f"{live.base_url}/audio/speech",
+        json={
+            "model": "broken",
+            "voice": "heart",
+            "input": "Fine first sentence. Then it breaks.",
+            "stream_format": "sse",
+            "response_format": "pcm",
+        },
+    )
     assert response.status_code == 200
     events = [json.loads(f.removeprefix("data: ")) for f in response.text.split("\n\n") if f]
     assert events[0]["type"] == "speech.audio.delta"
@@ -233,11 +257,16 @@ def test_engine_not_installed_is_503_with_install_hint(live_server: Callable[...
 
 
 def test_cors_preflight_allows_sdk_headers(server: LiveServer) -> None:
-    response = httpx.options(f"{server.base_url}/audio/speech", headers={
-        "Origin": "http://localhost:3000",
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type,x-stainless-os,x-stainless-retry-count",
-    })
+    response = httpx.options(
+        f"{server.base_url}/audio/speech",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": (
+                "authorization,content-type,x-stainless-os,x-stainless-retry-count"
+            ),
+        },
+    )
     assert response.status_code == 200
     allowed = response.headers["access-control-allow-headers"].lower()
     for header in ("authorization", "content-type", "x-stainless-os", "x-stainless-retry-count"):

@@ -103,7 +103,12 @@ def test_one_inference_per_device(live_server: Callable[..., LiveServer]) -> Non
     results: list[int] = []
 
     def request() -> None:
-        body = {"model": "tts-1", "voice": "alloy", "input": "One. Two. Three. Four. Five.", "response_format": "pcm"}
+        body = {
+            "model": "tts-1",
+            "voice": "alloy",
+            "input": "One. Two. Three. Four. Five.",
+            "response_format": "pcm",
+        }
         results.append(len(httpx.post(f"{live.base_url}/audio/speech", json=body, timeout=60).content))
 
     threads = [threading.Thread(target=request) for _ in range(4)]

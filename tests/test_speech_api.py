@@ -14,8 +14,14 @@ from openai import OpenAI
 from tests.conftest import PARAGRAPH, LiveServer, decode, duration
 
 FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
-MIME = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac",
-        "wav": "audio/wav", "pcm": "audio/pcm"}
+MIME = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/opus",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+}
 TWO_SENTENCES = "The morning train was late again. Everyone waited patiently on the cold platform."
 
 
@@ -36,9 +42,13 @@ def starts_right(data: bytes, fmt: str) -> bool:
 @pytest.fixture(scope="module")
 def reference_seconds(server: LiveServer) -> float:
     """Length of TWO_SENTENCES as raw 24 kHz PCM: every format must decode to the same length."""
-    data = server.client().audio.speech.create(
-        model="tts-1", voice="alloy", input=TWO_SENTENCES, response_format="pcm", extra_body={"seed": 1}
-    ).content
+    data = (
+        server.client()
+        .audio.speech.create(
+            model="tts-1", voice="alloy", input=TWO_SENTENCES, response_format="pcm", extra_body={"seed": 1}
+        )
+        .content
+    )
     return duration(data, "pcm")
 
 
@@ -46,7 +56,11 @@ def reference_seconds(server: LiveServer) -> float:
 def test_every_format_streams_and_decodes(client: OpenAI, fmt: str, reference_seconds: float) -> None:
     chunks: list[bytes] = []
     with client.audio.speech.with_streaming_response.create(
-        model="gpt-4o-mini-tts", voice="coral", input=TWO_SENTENCES, response_format=fmt, extra_body={"seed": 1}
+        model="gpt-4o-mini-tts",
+        voice="coral",
+        input=TWO_SENTENCES,
+        response_format=fmt,
+        extra_body={"seed": 1},
     ) as response:
         assert response.headers["content-type"] == MIME[fmt]
         chunks.extend(response.iter_bytes())
@@ -60,7 +74,9 @@ def test_every_format_streams_and_decodes(client: OpenAI, fmt: str, reference_se
 
 
 def test_wav_is_streamed_with_placeholder_sizes(client: OpenAI) -> None:
-    data = client.audio.speech.create(model="tts-1", voice="alloy", input="Short.", response_format="wav").content
+    data = client.audio.speech.create(
+        model="tts-1", voice="alloy", input="Short.", response_format="wav"
+    ).content
     assert data[4:8] == b"\xff\xff\xff\xff"
     assert data.count(b"RIFF") == 1  # one header, not one per chunk
     assert int.from_bytes(data[24:28], "little") == 24000
@@ -74,10 +90,21 @@ def test_default_format_is_mp3(client: OpenAI) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_sse_events_are_exact(server: LiveServer, fmt: str, reference_seconds: float) -> None:
-    body = {"model": "gpt-4o-mini-tts", "voice": "alloy", "input": TWO_SENTENCES, "response_format": fmt,
-            "stream_format": "sse", "seed": 1}
-    with httpx.stream("POST", f"{server.base_url}/audio/speech", json=body, timeout=60,
-                      headers={"Accept": "application/octet-stream"}) as response:
+    body = {
+        "model": "gpt-4o-mini-tts",
+        "voice": "alloy",
+        "input": TWO_SENTENCES,
+        "response_format": fmt,
+        "stream_format": "sse",
+        "seed": 1,
+    }
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/audio/speech",
+        json=body,
+        timeout=60,
+        headers={"Accept": "application/octet-stream"},
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = response.read().decode()
@@ -133,7 +160,11 @@ def test_duration_follows_the_text(client: OpenAI) -> None:
 def test_speed_changes_duration_on_every_range(client: OpenAI, speed: float) -> None:
     def seconds(s: float) -> float:
         data = client.audio.speech.create(
-            model="tts-1", voice="alloy", input=TWO_SENTENCES, response_format="pcm", speed=s,
+            model="tts-1",
+            voice="alloy",
+            input=TWO_SENTENCES,
+            response_format="pcm",
+            speed=s,
             extra_body={"seed": 3},
         ).content
         return duration(data, "pcm")
@@ -144,17 +175,25 @@ def test_speed_changes_duration_on_every_range(client: OpenAI, speed: float) -> 
 
 def test_voice_object_openai_names_and_engine_voice(client: OpenAI) -> None:
     for voice in ("marin", "cedar", "heart"):
-        data = client.audio.speech.create(model="tts-1-hd", voice=voice, input="Hello.", response_format="wav")
+        data = client.audio.speech.create(
+            model="tts-1-hd", voice=voice, input="Hello.", response_format="wav"
+        )
         assert data.content[:4] == b"RIFF"
     data = client.audio.speech.create(
-        model="tts-1", voice={"id": "heart"}, input="Hello.", response_format="wav"  # type: ignore[arg-type]
+        model="tts-1",
+        voice={"id": "heart"},
+        input="Hello.",
+        response_format="wav",  # type: ignore[arg-type]
     )
     assert data.content[:4] == b"RIFF"
 
 
 def test_instructions_and_unknown_extras_are_accepted(client: OpenAI) -> None:
     response = client.audio.speech.create(
-        model="gpt-4o-mini-tts-2025-12-15", voice="alloy", input="Hello there.", instructions="Speak warmly.",
+        model="gpt-4o-mini-tts-2025-12-15",
+        voice="alloy",
+        input="Hello there.",
+        instructions="Speak warmly.",
         extra_body={"some_client_extra": {"x": 1}},
     )
     assert starts_right(response.content, "mp3")
@@ -163,7 +202,11 @@ def test_instructions_and_unknown_extras_are_accepted(client: OpenAI) -> None:
 def test_seed_makes_output_repeatable(client: OpenAI) -> None:
     def once(seed: int) -> bytes:
         return client.audio.speech.create(
-            model="tts-1", voice="alloy", input="Same words.", response_format="pcm", extra_body={"seed": seed}
+            model="tts-1",
+            voice="alloy",
+            input="Same words.",
+            response_format="pcm",
+            extra_body={"seed": seed},
         ).content
 
     assert once(7) == once(7)

@@ -19,10 +19,14 @@ def test_disconnect_stops_generation_and_releases(
 ) -> None:
     caplog.set_level(logging.INFO, logger="tts_studio.services.speech")
     live = live_server()
-    with httpx.Client(timeout=60) as http, http.stream(
-        "POST", f"{live.base_url}/audio/speech",
-        json={"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "pcm", "speed": 0.5},
-    ) as response:
+    with (
+        httpx.Client(timeout=60) as http,
+        http.stream(
+            "POST",
+            f"{live.base_url}/audio/speech",
+            json={"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "pcm", "speed": 0.5},
+        ) as response,
+    ):
         assert response.status_code == 200
         next(response.iter_raw())
     # the client is gone: the server must notice, stop synthesising and give everything back
@@ -30,7 +34,10 @@ def test_disconnect_stops_generation_and_releases(
     assert health["active_requests"] == 0
     assert health["engines"]["hibari"]["in_use"] == 0
     deadline = time.monotonic() + 5
-    while not [r for r in caplog.records if r.getMessage().startswith("speech ")] and time.monotonic() < deadline:
+    while (
+        not [r for r in caplog.records if r.getMessage().startswith("speech ")]
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     summary = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("speech "))
     done, total = (int(x) for x in summary.split(": ")[1].split(" chunks")[0].split("/"))

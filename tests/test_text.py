@@ -12,7 +12,12 @@ def test_normalize_strips_markdown_urls_and_controls() -> None:
 
 def test_sentences_respect_abbreviations_and_initials() -> None:
     text = "Dr. Smith met J. K. Rowling at noon. They talked! Did they agree? Yes."
-    assert split_sentences(text) == ["Dr. Smith met J. K. Rowling at noon.", "They talked!", "Did they agree?", "Yes."]
+    assert split_sentences(text) == [
+        "Dr. Smith met J. K. Rowling at noon.",
+        "They talked!",
+        "Did they agree?",
+        "Yes.",
+    ]
 
 
 def test_first_chunk_is_one_sentence_rest_packed() -> None:

@@ -37,7 +37,9 @@ def setup_logging(settings: Settings) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     try:
         settings.log_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(RotatingFileHandler(settings.log_dir / "tts-studio.log", maxBytes=2_000_000, backupCount=3))
+        handlers.append(
+            RotatingFileHandler(settings.log_dir / "tts-studio.log", maxBytes=2_000_000, backupCount=3)
+        )
     except OSError as exc:  # a read-only home must not stop the server
         print(f"warning: cannot write logs to {settings.log_dir}: {exc}", file=sys.stderr)
     logging.basicConfig(
@@ -72,8 +74,14 @@ def serve(settings: Settings) -> int:
     config = uvicorn.Config(app, host=settings.host, port=port, log_config=None, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    log.info("TTS Studio %s on http://%s:%d  (OpenAI base_url: http://%s:%d/v1)",
-             __version__, shown_host, port, shown_host, port)
+    log.info(
+        "TTS Studio %s on http://%s:%d  (OpenAI base_url: http://%s:%d/v1)",
+        __version__,
+        shown_host,
+        port,
+        shown_host,
+        port,
+    )
     server.run()
     return 0
 

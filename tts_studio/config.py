@@ -38,12 +38,18 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to bind; keep 127.0.0.1 unless you want LAN access.")
     port: int = Field(DEFAULT_PORT, ge=0, le=65535, description="Port; the next free one is used if busy.")
     device: str = Field("auto", description="Device for GPU engines: auto, cuda, cuda:N, mps or cpu.")
-    api_key: SecretStr | None = Field(None, description="When set, /v1 routes require `Authorization: Bearer <key>`.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, /v1 routes require `Authorization: Bearer <key>`."
+    )
     cors_origins: list[str] = Field(["*"], description="Origins allowed by CORS; [] turns CORS off.")
     max_input_chars: int = Field(4096, ge=1, description="Longest `input` accepted on /v1/audio/speech.")
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest JSON request body (413 above).")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest JSON request body (413 above)."
+    )
     max_active_requests: int = Field(16, ge=1, description="Speech requests in flight at once (429 above).")
-    idle_unload_seconds: float = Field(300.0, description="Unload an engine idle this long; <0 never, 0 at once.")
+    idle_unload_seconds: float = Field(
+        300.0, description="Unload an engine idle this long; <0 never, 0 at once."
+    )
     default_engine: str = Field("hibari", description="Engine used when a model id names no other.")
     model_map: dict[str, str] = Field(
         default_factory=_default_model_map,

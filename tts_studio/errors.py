@@ -79,8 +79,6 @@ class EngineUnavailable(StudioError):
     code = "engine_unavailable"
 
 
-def error_body(
-    message: str, type_: str, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     """The OpenAI error envelope: all four keys, always."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}

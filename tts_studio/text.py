@@ -16,7 +16,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|(?<=[。！？])")
 _CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+|(?<=[，；：])")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol mt ft approx dept est inc ltd co".split()
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol mt ft approx dept est inc ltd co".split()  # noqa: SIM905
 )
 
 

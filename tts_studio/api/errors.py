@@ -14,7 +14,12 @@ from tts_studio.errors import StudioError, error_body
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def validation_error(errors: list[Any]) -> StudioError:
@@ -35,7 +40,9 @@ def validation_error(errors: list[Any]) -> StudioError:
         )
     code = "invalid_type" if kind.endswith("_type") or kind == "model_attributes_type" else "invalid_value"
     where = f"'{param}'" if param else "the request body"
-    return InvalidRequest(f"Invalid value for {where}: {first.get('msg', 'invalid')}.", param=param, code=code)
+    return InvalidRequest(
+        f"Invalid value for {where}: {first.get('msg', 'invalid')}.", param=param, code=code
+    )
 
 
 def _response(exc: StudioError) -> JSONResponse:
@@ -61,7 +68,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         log.error("Unhandled error", exc_info=exc)
         return JSONResponse(
-            error_body("The server had an internal error; see its log.", "server_error", None, "internal_error"),
+            error_body(
+                "The server had an internal error; see its log.", "server_error", None, "internal_error"
+            ),
             status_code=500,
         )
 

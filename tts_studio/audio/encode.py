@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 
 import av
@@ -63,6 +63,7 @@ class StreamEncoder:
                 self._sink, "w", format=self.format.container, options=dict(self.format.options)
             )
             stream = self._container.add_stream(self.format.codec, rate=rate, layout="mono")
+            assert isinstance(stream, av.audio.stream.AudioStream)
             if self.format.bit_rate:
                 stream.bit_rate = self.format.bit_rate
             self._stream = stream
@@ -88,13 +89,20 @@ class StreamEncoder:
         return data
 
 
-def encode_stream(chunks: Iterable[AudioChunk], fmt: str) -> Iterator[bytes]:
-    """Encoded bytes as soon as each chunk yields some; the container trailer last."""
+FIRST_SLICE_SECONDS = 0.2  # the first chunk is encoded in slices this long: first bytes need not wait
+
+
+def encode_stream(chunks: Iterable[AudioChunk], fmt: str) -> Generator[bytes, None, None]:
+    """Encoded bytes as soon as each chunk (first: each slice) yields some; the container trailer last."""
     encoder = StreamEncoder(fmt)
+    first = True
     for chunk in chunks:
-        data = encoder.write(chunk)
-        if data:
-            yield data
+        step = max(1, int(chunk.sample_rate * FIRST_SLICE_SECONDS)) if first else len(chunk.samples) or 1
+        first = False
+        for start in range(0, len(chunk.samples), step):
+            data = encoder.write(AudioChunk(chunk.samples[start : start + step], chunk.sample_rate))
+            if data:
+                yield data
     tail = encoder.close()
     if tail:
         yield tail

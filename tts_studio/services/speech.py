@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,7 +111,7 @@ class SpeechStream:
             if close is not None:
                 close()
 
-    def _generate(self) -> Iterator[AudioChunk]:
+    def _generate(self) -> Generator[AudioChunk, None, None]:
         plan = self.plan
         started = time.perf_counter()
         try:
@@ -120,20 +120,32 @@ class SpeechStream:
             for index, text in enumerate(plan.chunks):
                 for piece in self._pieces(text):
                     if plan.tempo != 1.0:
-                        piece = AudioChunk(time_stretch(piece.samples, piece.sample_rate, plan.tempo),
-                                           piece.sample_rate)
+                        piece = AudioChunk(
+                            time_stretch(piece.samples, piece.sample_rate, plan.tempo), piece.sample_rate
+                        )
                     self.audio_seconds += piece.duration
                     yield piece
                 self.chunks_done = index + 1
-                log.debug("chunk %d/%d synthesized", index + 1, len(plan.chunks),
-                          extra={"speech_chunk": index + 1, "speech_chunks": len(plan.chunks)})
+                log.debug(
+                    "chunk %d/%d synthesized",
+                    index + 1,
+                    len(plan.chunks),
+                    extra={"speech_chunk": index + 1, "speech_chunks": len(plan.chunks)},
+                )
         finally:
             if plan.info.exclusive_stream:
                 self._lease.device_lock.release()
             self._lease.release()
             elapsed = time.perf_counter() - started
-            log.info("speech %s/%s: %d/%d chunks, %.2f s audio in %.2f s",
-                     plan.engine_id, plan.voice, self.chunks_done, len(plan.chunks), self.audio_seconds, elapsed)
+            log.info(
+                "speech %s/%s: %d/%d chunks, %.2f s audio in %.2f s",
+                plan.engine_id,
+                plan.voice,
+                self.chunks_done,
+                len(plan.chunks),
+                self.audio_seconds,
+                elapsed,
+            )
 
     @property
     def output_tokens(self) -> int:

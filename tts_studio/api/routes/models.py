@@ -20,16 +20,36 @@ def model_entries(settings: Settings, manager: ModelManager) -> list[dict[str, A
     entries: list[dict[str, Any]] = []
     for alias, engine_id in settings.model_map.items():
         if engine_id in manager.engine_ids:
-            entries.append({"id": alias, "object": "model", "created": CREATED, "owned_by": "tts-studio",
-                            "engine": engine_id})
+            entries.append(
+                {
+                    "id": alias,
+                    "object": "model",
+                    "created": CREATED,
+                    "owned_by": "tts-studio",
+                    "engine": engine_id,
+                }
+            )
     for engine_id in manager.engine_ids:
         info = manager.info(engine_id)
-        entries.append({"id": engine_id, "object": "model", "created": CREATED, "owned_by": "tts-studio",
-                        "engine": engine_id, "name": info.name, "description": info.description,
-                        "sample_rate": info.sample_rate, "languages": list(info.languages),
-                        "voices": list(info.voices), "streaming": info.streaming, "cloning": info.cloning,
-                        "instructions": info.instructions, "speed_range": info.speed_range,
-                        "parameters": [p.name for p in info.params]})
+        entries.append(
+            {
+                "id": engine_id,
+                "object": "model",
+                "created": CREATED,
+                "owned_by": "tts-studio",
+                "engine": engine_id,
+                "name": info.name,
+                "description": info.description,
+                "sample_rate": info.sample_rate,
+                "languages": list(info.languages),
+                "voices": list(info.voices),
+                "streaming": info.streaming,
+                "cloning": info.cloning,
+                "instructions": info.instructions,
+                "speed_range": info.speed_range,
+                "parameters": [p.name for p in info.params],
+            }
+        )
     return entries
 
 
@@ -44,11 +64,18 @@ def get_model(model_id: str, settings: SettingsDep, manager: ManagerDep) -> dict
         if entry["id"] == model_id:
             return entry
     if model_id.startswith("gpt-4o-mini-tts-") and settings.engine_for_model(model_id) in manager.engine_ids:
-        return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "tts-studio",
-                "engine": settings.engine_for_model(model_id)}
+        return {
+            "id": model_id,
+            "object": "model",
+            "created": CREATED,
+            "owned_by": "tts-studio",
+            "engine": settings.engine_for_model(model_id),
+        }
     raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
 
 
 @router.get("/audio/models")
 def list_audio_models(settings: SettingsDep, manager: ManagerDep) -> dict[str, Any]:
-    return {"models": [{"id": e["id"], "name": e.get("name", e["id"])} for e in model_entries(settings, manager)]}
+    return {
+        "models": [{"id": e["id"], "name": e.get("name", e["id"])} for e in model_entries(settings, manager)]
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import anyio
@@ -37,7 +37,7 @@ def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
-def _sse_events(stream: SpeechStream, audio: Iterator[bytes]) -> Iterator[bytes]:
+def _sse_events(stream: SpeechStream, audio: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
     """`speech.audio.delta` per encoded chunk, then `speech.audio.done` with usage.
 
     A failure before the first event propagates (the response still gets an error status); after it,
@@ -55,7 +55,9 @@ def _sse_events(stream: SpeechStream, audio: Iterator[bytes]) -> Iterator[bytes]
             yield _event(exc.body())
         else:
             log.exception("speech stream failed")
-            yield _event(error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error"))
+            yield _event(
+                error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error")
+            )
         return
     usage = {
         "input_tokens": stream.plan.input_tokens,

@@ -1,0 +1,220 @@
+"""Serving overhead benchmark: the server against the raw engine and encoder, measured in one run.
+
+    python bench/speech_bench.py [--runs 5] [--clients 8]
+
+(a) time to first byte of a streamed mp3 (3 sentences) vs the raw engine's first chunk in-process;
+(b) real-time factor of a ~4,000-character request, end to end vs raw engine + raw encoder;
+(c) N concurrent streaming clients: underruns per stream (playback starting at the first byte) and
+    aggregate throughput. Medians of --runs runs. The server runs as `python -m tts_studio serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tts_studio.audio.encode import StreamEncoder
+from tts_studio.engines.base import AudioChunk
+
+THREE = (
+    "The museum opens at nine in the morning. Visitors can see paintings from four centuries. "
+    "Guided tours leave every hour from the main hall."
+)
+LONG = (
+    "Once upon a time, in a quiet village by the sea, there lived an old clockmaker who repaired "
+    "every watch the fishermen brought him. " * 40
+)[:4000]
+PCM_BYTES_PER_SECOND = 24000 * 2
+
+
+def start_server(tmp: Path) -> tuple[subprocess.Popen[str], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "TTS_STUDIO_DATA_DIR": str(tmp / "d"),
+        "TTS_STUDIO_CACHE_DIR": str(tmp / "c"),
+        "TTS_STUDIO_LOG_DIR": str(tmp / "l"),
+        "TTS_STUDIO_LOG_LEVEL": "WARNING",
+        "TTS_STUDIO_MAX_ACTIVE_REQUESTS": "64",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tts_studio", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def speech(http: httpx.Client, url: str, text: str, fmt: str) -> tuple[float, float, int]:
+    """(seconds to first body byte, seconds to last byte, bytes) of one streamed request."""
+    body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": fmt}
+    started = time.perf_counter()
+    first, size = None, 0
+    with http.stream("POST", f"{url}/v1/audio/speech", json=body) as response:
+        response.raise_for_status()
+        for chunk in response.iter_raw():
+            if first is None and chunk:
+                first = time.perf_counter() - started
+            size += len(chunk)
+    assert first is not None
+    return first, time.perf_counter() - started, size
+
+
+def raw_first_chunk(tts: Any, text: str) -> float:
+    started = time.perf_counter()
+    next(iter(tts.stream(text)))
+    return time.perf_counter() - started
+
+
+def raw_render(tts: Any, text: str) -> tuple[float, float]:
+    """(seconds for the engine plus one mp3 encoder over `text`, seconds of audio)."""
+    samples = 0
+    encoder = StreamEncoder("mp3")
+    started = time.perf_counter()
+    for piece in tts.stream(text):
+        samples += len(piece)
+        encoder.write(AudioChunk(piece, 24000))
+    encoder.close()
+    return time.perf_counter() - started, samples / 24000
+
+
+def concurrent(url: str, clients: int, text: str) -> dict[str, Any]:
+    """Every client streams pcm at once; playback starts at its first byte, in real time."""
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(clients)
+
+    def one() -> None:
+        with httpx.Client(timeout=120) as http:
+            barrier.wait()
+            body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}
+            start = time.perf_counter()
+            t0, received, underruns, starving = None, 0.0, 0, False
+            with http.stream("POST", f"{url}/v1/audio/speech", json=body) as response:
+                for chunk in response.iter_raw():
+                    now = time.perf_counter()
+                    if t0 is None:
+                        t0 = now
+                    played = now - t0
+                    if received < played and not starving:
+                        underruns, starving = underruns + 1, True
+                    elif received >= played:
+                        starving = False
+                    received += len(chunk) / PCM_BYTES_PER_SECOND
+            results.append(
+                {
+                    "ttfb": (t0 or now) - start,
+                    "underruns": underruns,
+                    "audio": received,
+                    "end": time.perf_counter(),
+                }
+            )
+
+    threads = [threading.Thread(target=one) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = max(r["end"] for r in results) - started
+    return {
+        "underruns": [r["underruns"] for r in results],
+        "ttfb": [r["ttfb"] for r in results],
+        "throughput_x_realtime": sum(r["audio"] for r in results) / wall,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speech.json")
+    args = parser.parse_args()
+
+    from hibari import Hibari
+
+    tts = Hibari(threads=1)
+    tts("Warm up.")
+    med = statistics.median
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(Path(tmp))
+        try:
+            with httpx.Client(timeout=120) as http:
+                speech(http, url, THREE, "mp3")  # load the engine
+                raw_ttfb = [raw_first_chunk(tts, THREE) for _ in range(args.runs)]
+                srv_ttfb = [speech(http, url, THREE, "mp3")[0] for _ in range(args.runs)]
+                raw_long = [raw_render(tts, LONG) for _ in range(args.runs)]
+                srv_long = [speech(http, url, LONG, "mp3")[1] for _ in range(args.runs)]
+            audio_s = raw_long[0][1]
+            load = [concurrent(url, args.clients, LONG[:1200]) for _ in range(args.runs)]
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+    report = {
+        "runs": args.runs,
+        "a_ttfb_ms": {
+            "raw_engine_first_chunk": med(raw_ttfb) * 1e3,
+            "server_first_byte": med(srv_ttfb) * 1e3,
+            "difference": (med(srv_ttfb) - med(raw_ttfb)) * 1e3,
+        },
+        "b_long_request": {
+            "chars": len(LONG),
+            "audio_seconds": audio_s,
+            "raw_rtf": med(r[0] for r in raw_long) / audio_s,
+            "server_rtf": med(srv_long) / audio_s,
+            "ratio": med(srv_long) / med(r[0] for r in raw_long),
+        },
+        "c_concurrent": {
+            "clients": args.clients,
+            "underruns_per_stream_max": max(max(r["underruns"]) for r in load),
+            "underruns_total_median": med(sum(r["underruns"]) for r in load),
+            "ttfb_ms_median": med(med(r["ttfb"]) for r in load) * 1e3,
+            "throughput_x_realtime": med(r["throughput_x_realtime"] for r in load),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    a, b, c = report["a_ttfb_ms"], report["b_long_request"], report["c_concurrent"]
+    print(
+        f"(a) TTFB mp3, 3 sentences: server {a['server_first_byte']:.1f} ms vs raw engine first chunk "
+        f"{a['raw_engine_first_chunk']:.1f} ms -> +{a['difference']:.1f} ms"
+    )
+    print(
+        f"(b) {b['chars']} chars ({b['audio_seconds']:.0f} s audio): server RTF {b['server_rtf']:.4f} vs raw "
+        f"engine+encoder {b['raw_rtf']:.4f} -> {b['ratio']:.2f}x"
+    )
+    print(
+        f"(c) {c['clients']} concurrent pcm streams: max underruns/stream {c['underruns_per_stream_max']}, "
+        f"median TTFB {c['ttfb_ms_median']:.0f} ms, throughput {c['throughput_x_realtime']:.1f}x realtime"
+    )
+    print(f"medians of {args.runs} runs; JSON in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
