@@ -163,7 +163,8 @@ def test_too_many_requests_is_429_with_retry_after(live_server: Callable[..., Li
             },
         ) as busy,
     ):
-        next(busy.iter_bytes())  # the stream holds the only slot while it is being read
+        reading = busy.iter_bytes()  # keep a reference: a dropped iterator closes the connection
+        next(reading)  # the stream holds the only slot while it is being read
         with pytest.raises(openai.RateLimitError) as info:
             speak(live.client(max_retries=0))
         assert info.value.response.headers["retry-after"] == "1"

@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     idle_unload_seconds: float = Field(
         300.0, description="Unload an engine idle this long; <0 never, 0 at once."
     )
-    default_engine: str = Field("hibari", description="Engine used when a model id names no other.")
     model_map: dict[str, str] = Field(
         default_factory=_default_model_map,
         description="OpenAI model id -> engine id (dated gpt-4o-mini-tts-* ids follow gpt-4o-mini-tts).",
@@ -82,3 +81,16 @@ class Settings(BaseSettings):
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return Settings.model_validate(data)
+
+
+def settings_table() -> str:
+    """The README's settings table, generated from the fields (a test keeps the README in sync)."""
+    rows = ["| Setting | Environment variable | Default | Description |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, Path):
+            default = "per-OS user dir"
+        shown = f"`{default}`" if not isinstance(default, dict) else "see `config.py`"
+        env = f"`TTS_STUDIO_{name.upper()}`"
+        rows.append(f"| `{name}` | {env} | {shown} | {field.description or ''} |")
+    return "\n".join(rows)
