@@ -147,9 +147,7 @@ def concurrent(url: str, clients: int, text: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speech.json")

@@ -143,9 +143,7 @@ def decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
         stream = container.streams.audio[0]
         rate = stream.rate
         frames = [
-            f.to_ndarray().reshape(f.samples, -1).mean(axis=1)
-            if f.format.is_packed
-            else f.to_ndarray().mean(axis=0)
+            f.to_ndarray().reshape(f.samples, -1).mean(axis=1) if f.format.is_packed else f.to_ndarray().mean(axis=0)
             for f in container.decode(stream)
         ]
     return np.concatenate(frames).astype(np.float32), rate

@@ -16,8 +16,8 @@ echo "== installing tts-studio[test]"
 "$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" -e ".[test]"
 
 echo "== ruff"
-"$VENV/bin/ruff" check tts_studio tests bench
-"$VENV/bin/ruff" format --check tts_studio tests bench
+"$VENV/bin/ruff" check tts_studio tests bench voices docs
+"$VENV/bin/ruff" format --check tts_studio tests bench voices docs
 echo "== mypy"
 "$VENV/bin/mypy"
 echo "== pytest"

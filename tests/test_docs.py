@@ -13,4 +13,4 @@ def test_readme_settings_table_is_current() -> None:
     text = README.read_text(encoding="utf-8")
     start = text.index("<!-- settings-table:start -->") + len("<!-- settings-table:start -->")
     end = text.index("<!-- settings-table:end -->")
-    assert text[start:end].strip() == settings_table(), "regenerate with tts_studio.config.settings_table()"
+    assert text[start:end].strip() == settings_table(), "run python docs/update_settings_table.py"

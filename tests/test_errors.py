@@ -54,9 +54,7 @@ def speak(client: OpenAI, **overrides: Any) -> Any:
         ({"extra_body": {"seed": -1}}, "seed", "invalid_value"),
     ],
 )
-def test_bad_speech_requests_are_400(
-    client: OpenAI, overrides: dict[str, Any], param: str, code: str
-) -> None:
+def test_bad_speech_requests_are_400(client: OpenAI, overrides: dict[str, Any], param: str, code: str) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         speak(client, **overrides)
     assert info.value.status_code == 400
@@ -263,9 +261,7 @@ def test_cors_preflight_allows_sdk_headers(server: LiveServer) -> None:
         headers={
             "Origin": "http://localhost:3000",
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": (
-                "authorization,content-type,x-stainless-os,x-stainless-retry-count"
-            ),
+            "Access-Control-Request-Headers": ("authorization,content-type,x-stainless-os,x-stainless-retry-count"),
         },
     )
     assert response.status_code == 200

@@ -8,7 +8,6 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import LiveServer
-from tts_studio.config import OPENAI_VOICES
 
 
 def test_models_list_shape(client: OpenAI, server: LiveServer) -> None:
@@ -34,18 +33,6 @@ def test_audio_models_open_webui_shape(server: LiveServer) -> None:
     body = httpx.get(f"{server.base_url}/audio/models").json()
     assert all("id" in m for m in body["models"])
     assert "tts-1" in [m["id"] for m in body["models"]]
-
-
-def test_voices_list_is_honest_about_mapping(server: LiveServer) -> None:
-    body = httpx.get(f"{server.base_url}/audio/voices").json()
-    voices = {v["id"]: v for v in body["voices"]}
-    assert all({"id", "name"} <= set(v) for v in body["voices"])
-    assert voices["heart"]["type"] == "builtin" and voices["heart"]["engines"] == ["hibari"]
-    for name in OPENAI_VOICES:
-        assert voices[name]["type"] == "openai" and voices[name]["maps_to"] == "heart"
-    assert httpx.get(f"{server.base_url}/audio/voices/alloy").json()["maps_to"] == "heart"
-    missing = httpx.get(f"{server.base_url}/audio/voices/nobody")
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "voice_not_found"
 
 
 def test_health_reports_components(server: LiveServer, client: OpenAI) -> None:

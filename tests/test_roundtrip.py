@@ -20,9 +20,7 @@ def _words(text: str) -> str:
 
 @pytest.mark.parametrize("fmt", ["mp3", "opus"])
 def test_paragraph_round_trip_wer(client: OpenAI, whisper: Any, fmt: str) -> None:
-    audio = client.audio.speech.create(
-        model="tts-1", voice="nova", input=PARAGRAPH, response_format=fmt
-    ).content
+    audio = client.audio.speech.create(model="tts-1", voice="nova", input=PARAGRAPH, response_format=fmt).content
     samples = decode_audio(io.BytesIO(audio), sampling_rate=16000)
     segments, _ = whisper.transcribe(samples, language="en", beam_size=5)
     heard = " ".join(s.text.strip() for s in segments)

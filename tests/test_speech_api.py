@@ -74,9 +74,7 @@ def test_every_format_streams_and_decodes(client: OpenAI, fmt: str, reference_se
 
 
 def test_wav_is_streamed_with_placeholder_sizes(client: OpenAI) -> None:
-    data = client.audio.speech.create(
-        model="tts-1", voice="alloy", input="Short.", response_format="wav"
-    ).content
+    data = client.audio.speech.create(model="tts-1", voice="alloy", input="Short.", response_format="wav").content
     assert data[4:8] == b"\xff\xff\xff\xff"
     assert data.count(b"RIFF") == 1  # one header, not one per chunk
     assert int.from_bytes(data[24:28], "little") == 24000
@@ -175,9 +173,7 @@ def test_speed_changes_duration_on_every_range(client: OpenAI, speed: float) -> 
 
 def test_voice_object_openai_names_and_engine_voice(client: OpenAI) -> None:
     for voice in ("marin", "cedar", "heart"):
-        data = client.audio.speech.create(
-            model="tts-1-hd", voice=voice, input="Hello.", response_format="wav"
-        )
+        data = client.audio.speech.create(model="tts-1-hd", voice=voice, input="Hello.", response_format="wav")
         assert data.content[:4] == b"RIFF"
     data = client.audio.speech.create(
         model="tts-1",

@@ -34,10 +34,7 @@ def test_disconnect_stops_generation_and_releases(
     assert health["active_requests"] == 0
     assert health["engines"]["hibari"]["in_use"] == 0
     deadline = time.monotonic() + 5
-    while (
-        not [r for r in caplog.records if r.getMessage().startswith("speech ")]
-        and time.monotonic() < deadline
-    ):
+    while not [r for r in caplog.records if r.getMessage().startswith("speech ")] and time.monotonic() < deadline:
         time.sleep(0.05)
     summary = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("speech "))
     done, total = (int(x) for x in summary.split(": ")[1].split(" chunks")[0].split("/"))

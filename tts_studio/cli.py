@@ -37,9 +37,7 @@ def setup_logging(settings: Settings) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     try:
         settings.log_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            RotatingFileHandler(settings.log_dir / "tts-studio.log", maxBytes=2_000_000, backupCount=3)
-        )
+        handlers.append(RotatingFileHandler(settings.log_dir / "tts-studio.log", maxBytes=2_000_000, backupCount=3))
     except OSError as exc:  # a read-only home must not stop the server
         print(f"warning: cannot write logs to {settings.log_dir}: {exc}", file=sys.stderr)
     logging.basicConfig(

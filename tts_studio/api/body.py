@@ -18,9 +18,7 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     """The body validated against `model`; every failure is a StudioError."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"Expected a JSON body (Content-Type: application/json), got '{media_type}'."
-        )
+        raise UnsupportedMediaType(f"Expected a JSON body (Content-Type: application/json), got '{media_type}'.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")

@@ -35,14 +35,10 @@ def validation_error(errors: list[Any]) -> StudioError:
     if kind == "json_invalid":
         return InvalidRequest("The request body is not valid JSON.", code="invalid_json")
     if kind == "missing":
-        return InvalidRequest(
-            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-        )
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
     code = "invalid_type" if kind.endswith("_type") or kind == "model_attributes_type" else "invalid_value"
     where = f"'{param}'" if param else "the request body"
-    return InvalidRequest(
-        f"Invalid value for {where}: {first.get('msg', 'invalid')}.", param=param, code=code
-    )
+    return InvalidRequest(f"Invalid value for {where}: {first.get('msg', 'invalid')}.", param=param, code=code)
 
 
 def _response(exc: StudioError) -> JSONResponse:
@@ -68,9 +64,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         log.error("Unhandled error", exc_info=exc)
         return JSONResponse(
-            error_body(
-                "The server had an internal error; see its log.", "server_error", None, "internal_error"
-            ),
+            error_body("The server had an internal error; see its log.", "server_error", None, "internal_error"),
             status_code=500,
         )
 

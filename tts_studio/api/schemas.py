@@ -28,6 +28,8 @@ class SpeechBody(BaseModel):
     response_format: ResponseFormat = "mp3"
     speed: float = 1.0
     stream_format: Literal["audio", "sse"] = "audio"
+    voice_b64: str | None = Field(None, description="Clone from inline base64 audio (cloning engines).")
+    voice_url: str | None = Field(None, description="Clone from audio at a public URL (if enabled).")
 
     @field_validator("response_format", "stream_format", "speed", mode="before")
     @classmethod

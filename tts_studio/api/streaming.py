@@ -45,9 +45,7 @@ class ClosingStreamingResponse(StreamingResponse):
     """Streams `first` then the rest of `iterator`; `on_close` runs exactly once however it ends
     (finished, failed, client gone, or never started)."""
 
-    def __init__(
-        self, first: bytes, iterator: Iterator[bytes], on_close: Callable[[], None], **kwargs: Any
-    ) -> None:
+    def __init__(self, first: bytes, iterator: Iterator[bytes], on_close: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(_drain(first, iterator), **kwargs)
         self._on_close = on_close
         self._closed = threading.Lock()

@@ -38,9 +38,7 @@ def time_stretch(samples: Audio, sample_rate: int, tempo: float) -> Audio:
     if abs(tempo - 1.0) < 1e-6 or len(samples) == 0:
         return samples
     graph = av.filter.Graph()
-    node = graph.add_abuffer(
-        format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate)
-    )
+    node = graph.add_abuffer(format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate))
     for factor in _atempo_factors(tempo):
         nxt = graph.add("atempo", f"{factor:.6f}")
         node.link_to(nxt)
@@ -88,3 +86,12 @@ def apply_tempo(chunks: Iterable[AudioChunk], tempo: float) -> Iterator[AudioChu
     """Each chunk time-stretched by `tempo` (sentence chunks are independent, so no state carries)."""
     for chunk in chunks:
         yield AudioChunk(time_stretch(chunk.samples, chunk.sample_rate, tempo), chunk.sample_rate)
+
+
+def resample(samples: Audio, rate: int, target: int) -> Audio:
+    """A whole mono float32 signal at another rate."""
+    if rate == target or len(samples) == 0:
+        return samples
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=target)
+    frames = [*resampler.resample(_frame(samples, rate, 0)), *resampler.resample(None)]
+    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32, copy=False)

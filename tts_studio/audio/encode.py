@@ -59,9 +59,7 @@ class StreamEncoder:
         self._container: av.container.OutputContainer | None = None
         self._stream: av.audio.stream.AudioStream | None = None
         if self.format.container is not None:
-            self._container = av.open(
-                self._sink, "w", format=self.format.container, options=dict(self.format.options)
-            )
+            self._container = av.open(self._sink, "w", format=self.format.container, options=dict(self.format.options))
             stream = self._container.add_stream(self.format.codec, rate=rate, layout="mono")
             assert isinstance(stream, av.audio.stream.AudioStream)
             if self.format.bit_rate:

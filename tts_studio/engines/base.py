@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -43,9 +44,7 @@ class ParamSpec:
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok:
-            raise InvalidRequest(
-                f"'{self.name}' must be of type {self.kind.__name__}, got {value!r}.", param=self.name
-            )
+            raise InvalidRequest(f"'{self.name}' must be of type {self.kind.__name__}, got {value!r}.", param=self.name)
         if self.minimum is not None and value < self.minimum:
             raise InvalidRequest(f"'{self.name}' must be >= {self.minimum}, got {value}.", param=self.name)
         if self.maximum is not None and value > self.maximum:
@@ -78,6 +77,23 @@ class EngineInfo:
 
 
 @dataclass(frozen=True)
+class VoiceReference:
+    """What a cloning engine needs: the reference audio, its transcript and where to cache conditioning."""
+
+    voice_id: str
+    audio_path: Path
+    sample_rate: int
+    transcript: str | None
+    language: str
+    content_hash: str
+    cache_dir: Path = field(compare=False)
+
+    def cache_path(self, engine_id: str, suffix: str = ".pt") -> Path:
+        """Per-engine cache file; new audio (a new content hash) means a new file."""
+        return self.cache_dir / f"{engine_id}-{self.content_hash[:16]}{suffix}"
+
+
+@dataclass(frozen=True)
 class SynthesisRequest:
     """One piece of text for an engine to speak."""
 
@@ -87,6 +103,7 @@ class SynthesisRequest:
     language: str = "en"
     instructions: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    reference: VoiceReference | None = None  # set when the voice is cloned from reference audio
 
 
 @runtime_checkable

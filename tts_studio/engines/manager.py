@@ -152,9 +152,7 @@ class ModelManager:
         slot = self._slots[engine_id]
         with slot.lock:
             if slot.refs == 0 and slot.generation == generation and slot.engine is not None:
-                log.info(
-                    "Engine %s idle for %.0f s: unloading", engine_id, self._settings.idle_unload_seconds
-                )
+                log.info("Engine %s idle for %.0f s: unloading", engine_id, self._settings.idle_unload_seconds)
                 self._unload_locked(engine_id, slot)
 
     # -- unloading ------------------------------------------------------------------------

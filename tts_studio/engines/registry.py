@@ -34,7 +34,5 @@ def _info(path: str) -> EngineInfo:
 def default_registry() -> dict[str, EngineSpec]:
     """Every engine TTS Studio knows. Engine modules import their packages only in `load()`."""
     return {
-        "hibari": EngineSpec(
-            _info("tts_studio.engines.hibari_engine:INFO"), _hibari, "pip install hibari-tts"
-        ),
+        "hibari": EngineSpec(_info("tts_studio.engines.hibari_engine:INFO"), _hibari, "pip install hibari-tts"),
     }

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import logging
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from tts_studio.audio.decode import DecodedAudio, decode_audio
 from tts_studio.audio.dsp import OUTPUT_RATE, time_stretch
 from tts_studio.config import Settings
-from tts_studio.engines.base import AudioChunk, EngineInfo, SynthesisRequest
+from tts_studio.engines.base import AudioChunk, EngineInfo, SynthesisRequest, VoiceReference
 from tts_studio.engines.manager import Lease, ModelManager
 from tts_studio.errors import InvalidRequest, ModelNotFound
-from tts_studio.services.voices import VoiceCatalog
+from tts_studio.services.fetch import fetch_audio
+from tts_studio.services.library import reference_wav
+from tts_studio.services.voices import ResolvedVoice, VoiceCatalog
 from tts_studio.text import chunk_text
 
 log = logging.getLogger(__name__)
@@ -33,6 +42,8 @@ class SpeechOrder:
     speed: float = 1.0
     instructions: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    voice_b64: str | None = None  # per-request cloning: inline base64 reference audio
+    voice_url: str | None = None  # per-request cloning: reference audio at a public URL (opt-in)
 
 
 @dataclass(frozen=True)
@@ -41,13 +52,15 @@ class SpeechPlan:
 
     engine_id: str
     info: EngineInfo
-    voice: str
+    voice: ResolvedVoice
     chunks: tuple[str, ...]
     native_speed: float
     tempo: float  # residual pitch-preserving time-stretch applied after the engine
     params: dict[str, Any]
     instructions: str | None
     input_chars: int
+    inline_audio: DecodedAudio | None = None  # a per-request reference, written to a temp file when opened
+    temp_root: Path | None = None
 
     @property
     def input_tokens(self) -> int:
@@ -72,7 +85,29 @@ class SpeechStream:
         self.audio_seconds = 0.0
         self.chunks_done = 0
         self._lease = lease
+        self._temp_dir: Path | None = None
+        self._reference = plan.voice.reference
+        if plan.inline_audio is not None:
+            self._reference = self._write_inline(plan.inline_audio)
         self._gen = self._generate()
+
+    def _write_inline(self, audio: DecodedAudio) -> VoiceReference:
+        """The per-request reference as a temp file; removed when the stream ends."""
+        assert self.plan.temp_root is not None
+        self.plan.temp_root.mkdir(parents=True, exist_ok=True)
+        self._temp_dir = Path(tempfile.mkdtemp(prefix="voice-", dir=self.plan.temp_root))
+        wav = reference_wav(audio)
+        path = self._temp_dir / "reference.wav"
+        path.write_bytes(wav)
+        return VoiceReference(
+            voice_id="inline", audio_path=path, sample_rate=audio.sample_rate, transcript=None,
+            language="en", content_hash=hashlib.sha256(wav).hexdigest(), cache_dir=self._temp_dir / "cache",
+        )  # fmt: skip
+
+    def _cleanup(self) -> None:
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
 
     def __iter__(self) -> Iterator[AudioChunk]:
         return self
@@ -81,22 +116,22 @@ class SpeechStream:
         return next(self._gen)
 
     def close(self) -> None:
-        """Stop generating and release the lease (safe to call twice)."""
+        """Stop generating, release the lease and remove temp files (safe to call twice)."""
         self._gen.close()
         self._lease.release()
+        self._cleanup()
 
     def _pieces(self, text: str) -> Iterator[AudioChunk]:
         plan, engine = self.plan, self._lease.engine
         # Exclusive engines hold the device for the whole stream (taken in _generate).
-        lock: AbstractContextManager[Any] = (
-            nullcontext() if plan.info.exclusive_stream else self._lease.device_lock
-        )
+        lock: AbstractContextManager[Any] = nullcontext() if plan.info.exclusive_stream else self._lease.device_lock
         request = SynthesisRequest(
             text=text,
-            voice=plan.voice,
+            voice=plan.voice.name,
             speed=plan.native_speed,
             instructions=plan.instructions,
             params=plan.params,
+            reference=self._reference,
         )
         pieces = engine.stream(request)
         try:
@@ -136,11 +171,12 @@ class SpeechStream:
             if plan.info.exclusive_stream:
                 self._lease.device_lock.release()
             self._lease.release()
+            self._cleanup()
             elapsed = time.perf_counter() - started
             log.info(
                 "speech %s/%s: %d/%d chunks, %.2f s audio in %.2f s",
                 plan.engine_id,
-                plan.voice,
+                plan.voice.name,
                 self.chunks_done,
                 len(plan.chunks),
                 self.audio_seconds,
@@ -186,7 +222,8 @@ class SpeechService:
             raise InvalidRequest(
                 f"'speed' must be between {SPEED_MIN} and {SPEED_MAX}, got {order.speed}.", param="speed"
             )
-        voice = self.voices.resolve(order.voice, info)
+        inline = self._inline_audio(order, info)
+        voice = ResolvedVoice("inline") if inline is not None else self.voices.resolve(order.voice, info)
         chunks = chunk_text(order.input, max_chars=info.max_chunk_chars)
         if not chunks:
             raise InvalidRequest("'input' has nothing to speak.", param="input")
@@ -201,7 +238,39 @@ class SpeechService:
             params=info.validate_params(order.extra),
             instructions=order.instructions if info.instructions else None,
             input_chars=len(order.input),
+            inline_audio=inline,
+            temp_root=self.settings.cache_dir / "tmp",
         )
+
+    def _inline_audio(self, order: SpeechOrder, info: EngineInfo) -> DecodedAudio | None:
+        """Decode `voice_b64` / `voice_url` (validated like an upload), or None when neither is given."""
+        if order.voice_b64 is None and order.voice_url is None:
+            return None
+        param = "voice_b64" if order.voice_b64 is not None else "voice_url"
+        if not info.cloning:
+            cloning = [e for e in self.manager.engine_ids if self.manager.info(e).cloning]
+            can = ", ".join(cloning) or "none installed (a cloning engine such as chatterbox or voxcpm is needed)"
+            raise InvalidRequest(
+                f"'{param}' clones a voice, which the engine '{info.id}' cannot do. Engines that can: {can}.",
+                param=param,
+                code="voice_not_supported",
+            )
+        limits = self.voices.library.limits
+        if order.voice_b64 is not None:
+            try:
+                data = base64.b64decode(order.voice_b64.split(",", 1)[-1], validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidRequest("'voice_b64' is not valid base64.", param=param) from None
+        else:
+            if not self.settings.voice_url_enabled:
+                raise InvalidRequest(
+                    "'voice_url' is disabled on this server (setting voice_url_enabled).",
+                    param=param,
+                    code="voice_url_disabled",
+                )
+            assert order.voice_url is not None
+            data = fetch_audio(order.voice_url, limits.max_bytes)
+        return decode_audio(data, limits, param=param)
 
     def open(self, plan: SpeechPlan) -> SpeechStream:
         """Load the engine if needed (blocking) and return the audio stream holding its lease."""

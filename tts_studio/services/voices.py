@@ -1,72 +1,182 @@
-"""Voice resolution: OpenAI names and engine voices to what an engine can speak."""
+"""Voice resolution: library voices, engine voices and the 13 OpenAI names, for any engine."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tts_studio.config import OPENAI_VOICES
-from tts_studio.engines.base import EngineInfo
-from tts_studio.errors import InvalidRequest
+from tts_studio.engines.base import EngineInfo, VoiceReference
+from tts_studio.errors import InvalidRequest, NotFound
+from tts_studio.services.library import Voice, VoiceLibrary, atomic_write_json
 
 
 @dataclass(frozen=True)
-class VoiceEntry:
-    """A voice as listed by /v1/audio/voices."""
+class ResolvedVoice:
+    """An engine voice name, plus the reference audio when the voice is cloned."""
 
-    id: str
     name: str
-    engines: tuple[str, ...]
-    kind: str  # "builtin" (ships with an engine) or "openai" (an OpenAI name mapped to another voice)
-    maps_to: str | None = None
+    reference: VoiceReference | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "object": "audio.voice",
-            "type": self.kind,
-            "engines": list(self.engines),
-            "maps_to": self.maps_to,
-        }
+
+class VoiceMap:
+    """OpenAI voice name -> candidate voices (first one the engine can speak wins).
+
+    Layers, later wins: the bundled default file, the user's file (edited through the API/UI), and
+    the `voice_map` setting (environment).
+    """
+
+    def __init__(self, default_file: Path | None, user_file: Path, fixed: Mapping[str, str]) -> None:
+        self._default = self._read(default_file)
+        self._user_file = user_file
+        self._user = self._read(user_file)
+        self._fixed = {name: [target] for name, target in fixed.items()}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _read(path: Path | None) -> dict[str, list[str]]:
+        if path is None or not path.exists():
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {k: [v] if isinstance(v, str) else list(v) for k, v in data.items() if not k.startswith("_")}
+
+    def get(self, name: str) -> list[str]:
+        return self._fixed.get(name) or self._user.get(name) or self._default.get(name) or []
+
+    def source(self, name: str) -> str:
+        return "settings" if name in self._fixed else "user" if name in self._user else "default"
+
+    def set(self, name: str, targets: list[str]) -> None:
+        with self._lock:
+            updated = {**self._user, name: targets}
+            self._user_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self._user_file, updated)
+            self._user = updated
+
+    def reset(self, name: str) -> None:
+        with self._lock:
+            updated = {k: v for k, v in self._user.items() if k != name}
+            self._user_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self._user_file, updated)
+            self._user = updated
 
 
 class VoiceCatalog:
-    """Engine voices plus the configurable mapping of the 13 OpenAI voice names."""
+    """Everything a `voice` field can name, and which engines can speak it."""
 
-    def __init__(self, engines: Mapping[str, EngineInfo], voice_map: Mapping[str, str]) -> None:
+    def __init__(self, engines: Mapping[str, EngineInfo], library: VoiceLibrary, mapping: VoiceMap) -> None:
         self._engines = dict(engines)
-        self._voice_map = dict(voice_map)
+        self.library = library
+        self.mapping = mapping
 
-    def _builtin_engines(self, voice: str) -> tuple[str, ...]:
-        return tuple(eid for eid, info in self._engines.items() if voice in info.voices)
+    # -- what engines can do ---------------------------------------------------------------
+    def _builtin_engines(self, name: str) -> list[str]:
+        return [eid for eid, info in self._engines.items() if name in info.voices]
 
-    def list(self) -> list[VoiceEntry]:
-        entries: dict[str, VoiceEntry] = {}
+    def _cloning_engines(self) -> list[str]:
+        return [eid for eid, info in self._engines.items() if info.cloning]
+
+    def _engines_for(self, ref: str) -> list[str]:
+        """Engines that can speak `ref` (an engine voice or a library voice; no OpenAI mapping)."""
+        engines = self._builtin_engines(ref)
+        if self.library.find(ref) is not None:
+            engines += [e for e in self._cloning_engines() if e not in engines]
+        return engines
+
+    # -- listing ---------------------------------------------------------------------------
+    def _library_json(self, voice: Voice) -> dict[str, Any]:
+        return {
+            "id": voice.id, "name": voice.name, "object": "audio.voice",
+            "type": "audio_sample",
+            "kind": "bundled" if voice.read_only else "custom", "engines": self._cloning_engines(),
+            "language": voice.language, "transcript": voice.transcript,
+            "transcript_source": voice.transcript_source, "duration": voice.duration,
+            "created_at": voice.created_at, "consent": voice.consent,
+            "preview_url": f"/v1/audio/voices/{voice.id}/audio",
+        }  # fmt: skip
+
+    def _openai_json(self, name: str) -> dict[str, Any]:
+        targets = self.mapping.get(name)
+        engines = sorted({e for t in targets for e in self._engines_for(t)})
+        return {"id": name, "name": name, "object": "audio.voice", "kind": "openai", "engines": engines,
+                "maps_to": targets, "mapping_source": self.mapping.source(name)}  # fmt: skip
+
+    def entries(self) -> list[dict[str, Any]]:
+        entries = [self._library_json(v) for v in self.library.all()]
+        seen = {e["id"] for e in entries}
         for info in self._engines.values():
-            for voice in info.voices:
-                entries.setdefault(voice, VoiceEntry(voice, voice, self._builtin_engines(voice), "builtin"))
-        for name in OPENAI_VOICES:
-            target = self._voice_map.get(name, name)
-            if name not in entries:
-                entries[name] = VoiceEntry(name, name, self._builtin_engines(target), "openai", target)
-        return list(entries.values())
+            for name in info.voices:
+                if name not in seen:
+                    seen.add(name)
+                    entries.append(
+                        {
+                            "id": name,
+                            "name": name,
+                            "object": "audio.voice",
+                            "kind": "builtin",
+                            "engines": self._builtin_engines(name),
+                            "language": info.languages[0],
+                        }
+                    )
+        entries.extend(self._openai_json(name) for name in OPENAI_VOICES if name not in seen)
+        return entries
 
-    def get(self, voice_id: str) -> VoiceEntry | None:
-        return next((v for v in self.list() if v.id == voice_id), None)
+    def entry(self, voice_id: str) -> dict[str, Any]:
+        for entry in self.entries():
+            if entry["id"] == voice_id:
+                return entry
+        raise NotFound(f"The voice '{voice_id}' does not exist.", param="voice_id", code="voice_not_found")
 
-    def resolve(self, voice: str, info: EngineInfo) -> str:
-        """The engine voice to use for `voice` on the engine `info`, or a 400 that says why not."""
-        target = voice if voice in info.voices else self._voice_map.get(voice, voice)
-        if target in info.voices:
-            return target
-        known = self.get(voice)
-        if known is None:
-            names = ", ".join(v.id for v in self.list())
-            raise InvalidRequest(f"Unknown voice '{voice}'. Available voices: {names}.", param="voice")
-        engines = ", ".join(self._builtin_engines(target)) or "none installed"
-        raise InvalidRequest(
-            f"The voice '{voice}' cannot be used with the engine '{info.id}' (engines that can: {engines}).",
+    # -- resolution ------------------------------------------------------------------------
+    def _direct(self, ref: str, info: EngineInfo) -> ResolvedVoice | None:
+        """`ref` as a library id, engine voice or unique library name, if this engine can speak it."""
+        voice = self.library.get(ref)
+        if voice is None and ref not in info.voices:
+            voice = self.library.find(ref)
+        if voice is not None:
+            return ResolvedVoice(voice.id, self.library.reference(voice.id)) if info.cloning else None
+        return ResolvedVoice(ref) if ref in info.voices else None
+
+    def _cannot(self, voice: str, info: EngineInfo, engines: list[str]) -> InvalidRequest:
+        reason = "" if info.cloning else " (it cannot clone voices)"
+        can = ", ".join(engines) or "none installed (a cloning engine such as chatterbox or voxcpm is needed)"
+        return InvalidRequest(
+            f"The voice '{voice}' cannot be spoken by the engine '{info.id}'{reason}. Engines that can: {can}.",
             param="voice",
+            code="voice_not_supported",
         )
+
+    def resolve(self, voice: str, info: EngineInfo) -> ResolvedVoice:
+        """What engine `info` should speak for `voice`, or a 400 that says why it cannot."""
+        resolved = self._direct(voice, info)
+        if resolved is not None:
+            return resolved
+        if voice in OPENAI_VOICES and self.library.find(voice) is None:
+            targets = self.mapping.get(voice)
+            for target in targets:
+                resolved = self._direct(target, info)
+                if resolved is not None:
+                    return resolved
+            engines = sorted({e for t in targets for e in self._engines_for(t)})
+            raise self._cannot(voice, info, engines)
+        if self.library.find(voice) is not None or self._builtin_engines(voice):
+            raise self._cannot(voice, info, self._engines_for(voice))
+        known = ", ".join(e["id"] for e in self.entries()[:20])
+        raise InvalidRequest(f"Unknown voice '{voice}'. Known voices include: {known}.", param="voice")
+
+    def assign(self, openai_name: str, voice: str | None) -> dict[str, Any]:
+        """Map an OpenAI voice name to a voice (or back to the default with None)."""
+        if openai_name not in OPENAI_VOICES:
+            raise NotFound(f"'{openai_name}' is not an OpenAI voice name.", param="name", code="voice_not_found")
+        if voice is None:
+            self.mapping.reset(openai_name)
+        else:
+            target = self.library.find(voice)
+            if target is None and not self._builtin_engines(voice):
+                raise InvalidRequest(f"Unknown voice '{voice}'.", param="voice")
+            self.mapping.set(openai_name, [target.id if target else voice])
+        return self._openai_json(openai_name)

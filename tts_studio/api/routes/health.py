@@ -21,6 +21,7 @@ def health(request: Request, manager: ManagerDep, voices: VoicesDep) -> dict[str
         "uptime_seconds": round(time.monotonic() - request.app.state.started, 1),
         "engines": manager.status(),
         "active_requests": request.app.state.speech_slots.active,
-        "voices": len(voices.list()),
+        "voices": len(voices.entries()),
+        "transcriber": {"model": "whisper-tiny.en", "loaded": request.app.state.transcriber.loaded},
         "auth": request.app.state.settings.api_key is not None,
     }

@@ -76,6 +76,4 @@ def get_model(model_id: str, settings: SettingsDep, manager: ManagerDep) -> dict
 
 @router.get("/audio/models")
 def list_audio_models(settings: SettingsDep, manager: ManagerDep) -> dict[str, Any]:
-    return {
-        "models": [{"id": e["id"], "name": e.get("name", e["id"])} for e in model_entries(settings, manager)]
-    }
+    return {"models": [{"id": e["id"], "name": e.get("name", e["id"])} for e in model_entries(settings, manager)]}

