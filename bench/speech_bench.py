@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _server import running_server
 
 from tts_studio.audio.encode import StreamEncoder
 from tts_studio.engines.base import AudioChunk
@@ -37,35 +34,6 @@ LONG = (
     "every watch the fishermen brought him. " * 40
 )[:4000]
 PCM_BYTES_PER_SECOND = 24000 * 2
-
-
-def start_server(tmp: Path) -> tuple[subprocess.Popen[str], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "TTS_STUDIO_DATA_DIR": str(tmp / "d"),
-        "TTS_STUDIO_CACHE_DIR": str(tmp / "c"),
-        "TTS_STUDIO_LOG_DIR": str(tmp / "l"),
-        "TTS_STUDIO_LOG_LEVEL": "WARNING",
-        "TTS_STUDIO_MAX_ACTIVE_REQUESTS": "64",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tts_studio", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start")
 
 
 def speech(http: httpx.Client, url: str, text: str, fmt: str) -> tuple[float, float, int]:
@@ -158,20 +126,18 @@ def main() -> int:
     tts = Hibari(threads=1)
     tts("Warm up.")
     med = statistics.median
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(Path(tmp))
-        try:
-            with httpx.Client(timeout=120) as http:
-                speech(http, url, THREE, "mp3")  # load the engine
-                raw_ttfb = [raw_first_chunk(tts, THREE) for _ in range(args.runs)]
-                srv_ttfb = [speech(http, url, THREE, "mp3")[0] for _ in range(args.runs)]
-                raw_long = [raw_render(tts, LONG) for _ in range(args.runs)]
-                srv_long = [speech(http, url, LONG, "mp3")[1] for _ in range(args.runs)]
-            audio_s = raw_long[0][1]
-            load = [concurrent(url, args.clients, LONG[:1200]) for _ in range(args.runs)]
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_server(Path(tmp), {"TTS_STUDIO_MAX_ACTIVE_REQUESTS": "64"}) as url,
+    ):
+        with httpx.Client(timeout=120) as http:
+            speech(http, url, THREE, "mp3")  # load the engine
+            raw_ttfb = [raw_first_chunk(tts, THREE) for _ in range(args.runs)]
+            srv_ttfb = [speech(http, url, THREE, "mp3")[0] for _ in range(args.runs)]
+            raw_long = [raw_render(tts, LONG) for _ in range(args.runs)]
+            srv_long = [speech(http, url, LONG, "mp3")[1] for _ in range(args.runs)]
+        audio_s = raw_long[0][1]
+        load = [concurrent(url, args.clients, LONG[:1200]) for _ in range(args.runs)]
 
     report = {
         "runs": args.runs,
