@@ -77,7 +77,7 @@ def test_one_inference_per_device(live_server: Callable[..., LiveServer]) -> Non
     live = live_server()
     lm: ModelManager = live.app.state.manager
     with lm.lease("hibari") as lease:
-        engine = lease.engine
+        engine, device_lock = lease.engine, lease.device_lock
     original = engine.stream
     state = {"active": 0, "peak": 0, "steps": 0}
     guard = threading.Lock()
@@ -112,7 +112,7 @@ def test_one_inference_per_device(live_server: Callable[..., LiveServer]) -> Non
         results.append(len(httpx.post(f"{live.base_url}/audio/speech", json=body, timeout=60).content))
 
     threads = [threading.Thread(target=request) for _ in range(4)]
-    with lm.device_lock("cpu"):  # hold the device: no request can synthesize meanwhile
+    with device_lock:  # hold the device: no request can synthesize meanwhile
         for t in threads:
             t.start()
         time.sleep(0.5)

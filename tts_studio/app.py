@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         )
         bundled_map = settings.bundled_voices_dir / "openai_voice_map.json" if settings.bundled_voices_dir else None
         mapping = VoiceMap(bundled_map, settings.data_dir / "voice_map.json", settings.voice_map)
-        catalog = VoiceCatalog({eid: spec.info for eid, spec in engines.items()}, library, mapping)
+        installed = {eid: spec.info for eid, spec in engines.items() if spec.installed}
+        catalog = VoiceCatalog(installed, library, mapping)
         app.state.settings = settings
         app.state.manager = manager
         app.state.transcriber = transcriber

@@ -20,8 +20,17 @@ OPENAI_VOICES = (
 _DIRS = PlatformDirs(APP_NAME, appauthor=False)
 
 
-def _default_model_map() -> dict[str, str]:
-    return {"tts-1": "hibari", "tts-1-hd": "hibari", "gpt-4o-mini-tts": "hibari"}
+def _default_model_map() -> dict[str, list[str]]:
+    # First installed engine wins: a fresh CPU install speaks every id with the embedded engine.
+    return {
+        "tts-1": ["hibari"],
+        "tts-1-hd": ["voxcpm2", "chatterbox", "hibari"],
+        "gpt-4o-mini-tts": ["voxcpm2", "chatterbox-multilingual", "chatterbox", "hibari"],
+    }
+
+
+def _default_model_params() -> dict[str, dict[str, Any]]:
+    return {"tts-1": {"inference_timesteps": 6}, "tts-1-hd": {"inference_timesteps": 16}}
 
 
 def _bundled_voices_dir() -> Path | None:
@@ -46,10 +55,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest JSON request body (413 above).")
     max_active_requests: int = Field(16, ge=1, description="Speech requests in flight at once (429 above).")
     idle_unload_seconds: float = Field(300.0, description="Unload an engine idle this long; <0 never, 0 at once.")
-    model_map: dict[str, str] = Field(
+    model_map: dict[str, list[str]] = Field(
         default_factory=_default_model_map,
-        description="OpenAI model id -> engine id (dated gpt-4o-mini-tts-* ids follow gpt-4o-mini-tts).",
+        description="OpenAI model id -> engine ids, first installed wins (gpt-4o-mini-tts-* follow gpt-4o-mini-tts).",
     )
+    model_params: dict[str, dict[str, Any]] = Field(
+        default_factory=_default_model_params,
+        description="Default engine parameters per OpenAI model id (used when the engine has them).",
+    )
+    engine_dirs: dict[str, Path] = Field(
+        default_factory=dict, description="Engine id -> local checkpoint folder (instead of the hub cache)."
+    )
+    allow_downloads: bool = Field(True, description="Download missing engine weights on first use.")
+    voxcpm_max_len: int = Field(2000, ge=16, description="Most VoxCPM tokens per text chunk (runaway guard).")
+    watermark: bool = Field(True, description="Keep Chatterbox's Perth audio watermark on its output.")
+    max_gpu_engines: int = Field(1, ge=1, description="GPU engines kept loaded at once; loading another evicts.")
     voice_map: dict[str, str] = Field(
         default_factory=dict,
         description="Fixed OpenAI voice name -> voice id overrides (above the bundled and user mappings).",
@@ -74,13 +94,20 @@ class Settings(BaseSettings):
     def _upper(cls, value: str) -> str:
         return value.upper()
 
-    def engine_for_model(self, model: str) -> str | None:
-        """Engine id for an OpenAI or engine model id, or None when unknown."""
+    def alias_for(self, model: str) -> str | None:
+        """The model_map key `model` uses (dated gpt-4o-mini-tts-* ids use gpt-4o-mini-tts), or None."""
         if model in self.model_map:
-            return self.model_map[model]
+            return model
         if model.startswith("gpt-4o-mini-tts-") and "gpt-4o-mini-tts" in self.model_map:
-            return self.model_map["gpt-4o-mini-tts"]
+            return "gpt-4o-mini-tts"
         return None
+
+    @field_validator("model_map", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None overrides applied (CLI flags), validated again."""

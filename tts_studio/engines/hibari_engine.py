@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from tts_studio.config import Settings
 from tts_studio.engines.base import AudioChunk, EngineInfo, ParamSpec, SynthesisRequest
 from tts_studio.errors import EngineUnavailable
 
-INFO = EngineInfo(
+HIBARI_INFO = EngineInfo(
     id="hibari",
     name="Hibari (embedded)",
     description="Small English voice shipped in the hibari-tts wheel; runs offline on one CPU core.",
@@ -27,7 +28,7 @@ INFO = EngineInfo(
 class HibariEngine:
     """Wraps `hibari.Hibari`; one sentence in, one float32 array at 24 kHz out."""
 
-    info = INFO
+    info = HIBARI_INFO
 
     def __init__(self, threads: int = 1) -> None:
         self._threads = threads
@@ -51,4 +52,8 @@ class HibariEngine:
         seed = request.params.get("seed")
         for samples in self._tts.stream(request.text, speed=request.speed, seed=seed):
             if len(samples):
-                yield AudioChunk(np.asarray(samples, dtype=np.float32), INFO.sample_rate)
+                yield AudioChunk(np.asarray(samples, dtype=np.float32), HIBARI_INFO.sample_rate)
+
+
+def make_hibari(settings: Settings) -> HibariEngine:
+    return HibariEngine(threads=settings.hibari_threads)

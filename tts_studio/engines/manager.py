@@ -37,12 +37,11 @@ class _Slot:
 class Lease:
     """A loaded engine held for the length of one request; `release()` is idempotent."""
 
-    def __init__(self, manager: ModelManager, engine_id: str, engine: TTSEngine, device: str) -> None:
+    def __init__(self, manager: ModelManager, engine_id: str, engine: TTSEngine, lane: str) -> None:
         self.manager = manager
         self.engine_id = engine_id
         self.engine = engine
-        self.device = device
-        self.device_lock = manager.device_lock(device)
+        self.device_lock = manager.device_lock(lane)
         self._released = False
         self._guard = threading.Lock()
 
@@ -62,6 +61,7 @@ class ModelManager:
         self._settings = settings
         self._device_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._gpu_guard = threading.Lock()  # GPU loads one at a time, each making room first
 
     # -- lookup ---------------------------------------------------------------------------
     @property
@@ -83,9 +83,34 @@ class ModelManager:
             return self._device_locks.setdefault(device, threading.Lock())
 
     # -- leases ---------------------------------------------------------------------------
+    def installed(self, engine_id: str) -> bool:
+        return self._slot(engine_id).spec.installed
+
     def acquire(self, engine_id: str) -> Lease:
         """Load the engine if needed (blocking) and hold it until the lease is released."""
         slot = self._slot(engine_id)
+        if slot.spec.info.gpu and slot.engine is None:
+            with self._gpu_guard:
+                self._make_room(engine_id)
+                return self._acquire(engine_id, slot)
+        return self._acquire(engine_id, slot)
+
+    def _make_room(self, engine_id: str, wait: float = 30.0) -> None:
+        """Unload the least recently used GPU engines so at most `max_gpu_engines` stay resident."""
+        others = [(eid, s) for eid, s in self._slots.items() if eid != engine_id and s.spec.info.gpu and s.engine]
+        others.sort(key=lambda item: item[1].last_used)
+        excess = len(others) - (self._settings.max_gpu_engines - 1)
+        for other_id, other in others[: max(0, excess)]:
+            deadline = time.monotonic() + wait
+            while not self.unload(other_id) and other.engine is not None:
+                if time.monotonic() > deadline:
+                    raise EngineUnavailable(
+                        f"The GPU is busy with '{other_id}'; retry when it finishes.", headers={"Retry-After": "5"}
+                    )
+                time.sleep(0.05)
+            log.info("Evicted %s to make room for %s", other_id, engine_id)
+
+    def _acquire(self, engine_id: str, slot: _Slot) -> Lease:
         with slot.lock:
             if slot.timer is not None:
                 slot.timer.cancel()
@@ -96,7 +121,10 @@ class ModelManager:
             slot.refs += 1
             slot.generation += 1
             slot.last_used = time.monotonic()
-            return Lease(self, engine_id, slot.engine, slot.device)
+            # GPU engines share their device's lock; CPU engines each get their own lane, so the
+            # embedded engine keeps speaking while a GPU engine (or its CPU fallback) works.
+            lane = slot.device if slot.spec.info.gpu else f"{slot.device}:{engine_id}"
+            return Lease(self, engine_id, slot.engine, lane)
 
     @contextmanager
     def lease(self, engine_id: str) -> Iterator[Lease]:
@@ -194,6 +222,8 @@ class ModelManager:
         """Per-engine state for /health."""
         return {
             engine_id: {
+                "installed": slot.spec.installed,
+                "gpu": slot.spec.info.gpu,
                 "state": slot.state,
                 "device": slot.device if slot.engine is not None else None,
                 "in_use": slot.refs,

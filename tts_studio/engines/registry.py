@@ -1,8 +1,9 @@
-"""The declarative engine registry: engine id -> how to build it, without importing it."""
+"""The declarative engine registry: engine id -> what it is and how to build it, without importing it."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,17 +13,16 @@ from tts_studio.engines.base import EngineInfo, TTSEngine
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """How to construct an engine: `module:attribute` of its info and of a factory taking Settings."""
+    """An engine's static info, a factory taking Settings, and the packages it needs."""
 
     info: EngineInfo
     factory: Callable[[Settings], TTSEngine]
     install_hint: str = ""
+    requires: tuple[str, ...] = ()  # importable module names
 
-
-def _hibari(settings: Settings) -> TTSEngine:
-    from tts_studio.engines.hibari_engine import HibariEngine
-
-    return HibariEngine(threads=settings.hibari_threads)
+    @property
+    def installed(self) -> bool:
+        return all(importlib.util.find_spec(module) is not None for module in self.requires)
 
 
 def _info(path: str) -> EngineInfo:
@@ -31,8 +31,34 @@ def _info(path: str) -> EngineInfo:
     return info
 
 
+def _factory(path: str) -> Callable[[Settings], TTSEngine]:
+    def build(settings: Settings) -> TTSEngine:
+        module, _, attr = path.partition(":")
+        engine: TTSEngine = getattr(importlib.import_module(module), attr)(settings)
+        return engine
+
+    return build
+
+
+_CHATTERBOX = "pip install 'tts-studio[chatterbox]'"
+_VOXCPM = "pip install 'tts-studio[voxcpm]'"
+# engine id -> (engine module, install hint, required modules). Engine modules import their packages in load().
+_ENGINES = {
+    "hibari": ("tts_studio.engines.hibari_engine", "pip install hibari-tts", ("hibari",)),
+    "chatterbox": ("tts_studio.engines.chatterbox_engine", _CHATTERBOX, ("chatterbox",)),
+    "chatterbox-multilingual": ("tts_studio.engines.chatterbox_engine", _CHATTERBOX, ("chatterbox",)),
+    "chatterbox-turbo": ("tts_studio.engines.chatterbox_engine", _CHATTERBOX, ("chatterbox",)),
+    "voxcpm2": ("tts_studio.engines.voxcpm_engine", _VOXCPM, ("voxcpm",)),
+    "voxcpm1.5": ("tts_studio.engines.voxcpm_engine", _VOXCPM, ("voxcpm",)),
+}
+
+
 def default_registry() -> dict[str, EngineSpec]:
-    """Every engine TTS Studio knows. Engine modules import their packages only in `load()`."""
-    return {
-        "hibari": EngineSpec(_info("tts_studio.engines.hibari_engine:INFO"), _hibari, "pip install hibari-tts"),
-    }
+    """Every engine TTS Studio knows, installed or not."""
+    registry = {}
+    for engine_id, (module, hint, requires) in _ENGINES.items():
+        attr = engine_id.upper().replace("-", "_").replace(".", "_")
+        registry[engine_id] = EngineSpec(
+            _info(f"{module}:{attr}_INFO"), _factory(f"{module}:make_{attr.lower()}"), hint, requires
+        )
+    return registry

@@ -21,7 +21,7 @@ from tts_studio.audio.dsp import OUTPUT_RATE, time_stretch
 from tts_studio.config import Settings
 from tts_studio.engines.base import AudioChunk, EngineInfo, SynthesisRequest, VoiceReference
 from tts_studio.engines.manager import Lease, ModelManager
-from tts_studio.errors import InvalidRequest, ModelNotFound
+from tts_studio.errors import EngineUnavailable, InvalidRequest, ModelNotFound
 from tts_studio.services.fetch import fetch_audio
 from tts_studio.services.library import reference_wav
 from tts_studio.services.voices import ResolvedVoice, VoiceCatalog
@@ -197,17 +197,24 @@ class SpeechService:
         self.voices = voices
         self.settings = settings
 
-    def engine_for(self, model: str) -> str:
-        engine_id = self.settings.engine_for_model(model)
-        if engine_id is None and model in self.manager.engine_ids:
-            engine_id = model
-        if engine_id is None:
+    def resolve_model(self, model: str) -> tuple[str, dict[str, Any]]:
+        """(engine id, default parameters) for an OpenAI model id or an engine id."""
+        alias = self.settings.alias_for(model)
+        if alias is None:
+            if model in self.manager.engine_ids:
+                return model, {}
             raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
-        return engine_id
+        candidates = self.settings.model_map[alias]
+        for engine_id in candidates:
+            if engine_id in self.manager.engine_ids and self.manager.installed(engine_id):
+                return engine_id, dict(self.settings.model_params.get(alias, {}))
+        raise EngineUnavailable(
+            f"No engine for '{model}' is installed (it maps to: {', '.join(candidates)}).", param="model"
+        )
 
     def plan(self, order: SpeechOrder) -> SpeechPlan:
         """Validate everything that can be checked without loading the engine."""
-        engine_id = self.engine_for(order.model)
+        engine_id, defaults = self.resolve_model(order.model)
         info = self.manager.info(engine_id)
         limit = self.settings.max_input_chars
         if not order.input.strip():
@@ -235,7 +242,7 @@ class SpeechService:
             chunks=tuple(chunks),
             native_speed=native_speed,
             tempo=tempo,
-            params=info.validate_params(order.extra),
+            params=info.validate_params({**defaults, **order.extra}),
             instructions=order.instructions if info.instructions else None,
             input_chars=len(order.input),
             inline_audio=inline,

@@ -1,0 +1,189 @@
+"""Chatterbox (Resemble AI): English, multilingual (23 languages) and Turbo; voice cloning on GPU.
+
+Weights come from the Hugging Face hub into the user cache on first use (or `engine_dirs`). Cloning
+conditionals are cached per voice content hash (`Conditionals.save`), so a voice is encoded once.
+Chatterbox has no native streaming: the service streams it sentence chunk by sentence chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tts_studio.config import Settings
+from tts_studio.engines.base import AudioChunk, EngineInfo, ParamSpec, SynthesisRequest, VoiceReference
+from tts_studio.engines.torch_utils import cached, out_of_memory, seed_everything
+from tts_studio.engines.weights import resolve_weights
+from tts_studio.errors import EngineUnavailable, InvalidRequest
+
+log = logging.getLogger(__name__)
+
+MTL_LANGUAGES = ("ar", "da", "de", "el", "en", "es", "fi", "fr", "he", "hi", "it", "ja", "ko", "ms", "nl", "no",
+                 "pl", "pt", "ru", "sv", "sw", "tr", "zh")  # fmt: skip
+_SEED = ParamSpec("seed", int, None, 0, 2**32 - 1, "Same seed, same audio.")
+_SAMPLING = (
+    ParamSpec("temperature", float, 0.8, 0.05, 5.0, "Sampling temperature."),
+    ParamSpec("repetition_penalty", float, 1.2, 1.0, 3.0, "Penalty for repeated speech tokens."),
+    ParamSpec("min_p", float, 0.05, 0.0, 1.0, "Min-p sampling."),
+    ParamSpec("top_p", float, 1.0, 0.0, 1.0, "Top-p sampling."),
+)
+_EXPRESSIVE = (
+    ParamSpec("exaggeration", float, 0.5, 0.0, 2.0, "Emotion intensity (0.5 neutral)."),
+    ParamSpec("cfg_weight", float, 0.5, 0.0, 1.0, "Classifier-free guidance; lower is slower, calmer speech."),
+)
+_COMMON = {"sample_rate": 24000, "cloning": True, "gpu": True, "streaming": True, "max_chunk_chars": 300}
+
+CHATTERBOX_INFO = EngineInfo(
+    id="chatterbox", name="Chatterbox", description="Resemble AI Chatterbox (English), voice cloning.",
+    languages=("en",), params=(*_EXPRESSIVE, *_SAMPLING, _SEED), **_COMMON,  # type: ignore[arg-type]
+)  # fmt: skip
+CHATTERBOX_MULTILINGUAL_INFO = EngineInfo(
+    id="chatterbox-multilingual", name="Chatterbox Multilingual",
+    description="Resemble AI Chatterbox in 23 languages (`language` parameter), voice cloning.",
+    languages=MTL_LANGUAGES,
+    params=(ParamSpec("language", str, "en", description="Language code."), *_EXPRESSIVE,
+            ParamSpec("temperature", float, 0.8, 0.05, 5.0), ParamSpec("repetition_penalty", float, 2.0, 1.0, 3.0),
+            ParamSpec("min_p", float, 0.05, 0.0, 1.0), ParamSpec("top_p", float, 1.0, 0.0, 1.0), _SEED),
+    **_COMMON,  # type: ignore[arg-type]
+)  # fmt: skip
+CHATTERBOX_TURBO_INFO = EngineInfo(
+    id="chatterbox-turbo", name="Chatterbox Turbo",
+    description="Resemble AI Chatterbox Turbo (English, fast; needs a reference over 5 s).", languages=("en",),
+    params=(ParamSpec("temperature", float, 0.8, 0.05, 5.0), ParamSpec("repetition_penalty", float, 1.2, 1.0, 3.0),
+            ParamSpec("top_p", float, 0.95, 0.0, 1.0), ParamSpec("top_k", int, 1000, 1, 10000), _SEED),
+    **_COMMON,  # type: ignore[arg-type]
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Variant:
+    module: str
+    cls: str
+    repo_id: str
+    files: tuple[str, ...]
+
+
+VARIANTS = {
+    "chatterbox": Variant("chatterbox.tts", "ChatterboxTTS", "ResembleAI/chatterbox",
+                          ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt")),
+    "chatterbox-multilingual": Variant(
+        "chatterbox.mtl_tts", "ChatterboxMultilingualTTS", "ResembleAI/chatterbox",
+        ("ve.pt", "t3_mtl23ls_v2.safetensors", "s3gen.pt", "grapheme_mtl_merged_expanded_v1.json", "conds.pt",
+         "Cangjie5_TC.json")),
+    "chatterbox-turbo": Variant("chatterbox.tts_turbo", "ChatterboxTurboTTS", "ResembleAI/chatterbox-turbo",
+                                ("*.safetensors", "*.json", "*.txt", "*.pt", "*.model")),
+}  # fmt: skip
+
+
+def _chinese_segmenter_ready() -> bool:
+    """spacy_pkuseg downloads its model on first use and raises offline; see whether it works here."""
+    try:
+        from spacy_pkuseg import pkuseg
+
+        pkuseg()
+        return True
+    except Exception:
+        return False
+
+
+class ChatterboxEngine:
+    """One Chatterbox model; `stream` speaks one text chunk per call with the request's conditionals."""
+
+    def __init__(self, info: EngineInfo, settings: Settings) -> None:
+        self.info = info
+        self._settings = settings
+        self._variant = VARIANTS[info.id]
+        self._model: Any = None
+        self._module: Any = None
+        self._device = "cpu"
+        self._conds: dict[str, Any] = {}  # content hash -> Conditionals (in memory)
+        self.encoded = 0  # references encoded from audio (not from a cache) since load
+
+    def load(self, device: str) -> None:
+        import importlib
+
+        folder = resolve_weights(self._settings, self.info.id, self._variant.repo_id, self._variant.files)
+        module = self._module = importlib.import_module(self._variant.module)
+        blocked = self.info.id == "chatterbox-multilingual" and not _chinese_segmenter_ready()
+        if blocked:  # keep the engine usable offline; Chinese text is then spoken without word segmentation
+            log.warning("Chinese word segmentation is unavailable offline (spacy_pkuseg has no model yet).")
+            saved = sys.modules.get("spacy_pkuseg")
+            sys.modules["spacy_pkuseg"] = None  # type: ignore[assignment]
+        try:
+            self._model = getattr(module, self._variant.cls).from_local(folder, device)
+        finally:
+            if blocked:
+                if saved is None:
+                    sys.modules.pop("spacy_pkuseg", None)
+                else:
+                    sys.modules["spacy_pkuseg"] = saved
+        self._device = device
+        if not self._settings.watermark:
+            import perth
+
+            self._model.watermarker = perth.DummyWatermarker()
+            log.warning("Chatterbox watermarking is off (setting watermark).")
+
+    def unload(self) -> None:
+        self._model = None
+        self._conds.clear()
+
+    def _conditionals(self, reference: VoiceReference, exaggeration: float) -> Any:
+        """The voice's Conditionals: memory, then the on-disk cache, then encoded from the audio once."""
+        if reference.content_hash in self._conds:
+            return self._conds[reference.content_hash]
+        conditionals = self._module.Conditionals
+        model = self._model
+
+        def build() -> Any:
+            self.encoded += 1
+            kwargs = {"exaggeration": exaggeration}
+            model.prepare_conditionals(str(reference.audio_path), **kwargs)
+            return model.conds
+
+        conds = cached(
+            reference.cache_path(self.info.id),
+            build,
+            lambda c, p: c.save(p),
+            lambda p: conditionals.load(p, map_location="cpu").to(self._device),
+        )
+        self._conds[reference.content_hash] = conds
+        return conds
+
+    def stream(self, request: SynthesisRequest) -> Iterator[AudioChunk]:
+        if self._model is None:
+            raise EngineUnavailable(f"The engine '{self.info.id}' is not loaded.")
+        params = {p.name: request.params.get(p.name, p.default) for p in self.info.params}
+        seed_everything(params.pop("seed"))
+        if request.reference is not None:
+            self._model.conds = self._conditionals(request.reference, params.get("exaggeration", 0.5))
+        elif self._model.conds is None:
+            raise InvalidRequest(f"The engine '{self.info.id}' needs a voice to clone.", param="voice")
+        if self.info.id == "chatterbox-multilingual":
+            language = params.pop("language")
+            if language not in MTL_LANGUAGES:
+                raise InvalidRequest(f"'language' must be one of {', '.join(MTL_LANGUAGES)}.", param="language")
+            params["language_id"] = language
+        try:
+            wav = self._model.generate(request.text, **params)
+        except Exception as exc:
+            oom = out_of_memory(exc, self._device, self.info.id)
+            if oom is not None:
+                raise oom from exc
+            raise
+        yield AudioChunk(wav.squeeze(0).detach().cpu().numpy().astype("float32"), self._model.sr)
+
+
+def make_chatterbox(settings: Settings) -> ChatterboxEngine:
+    return ChatterboxEngine(CHATTERBOX_INFO, settings)
+
+
+def make_chatterbox_multilingual(settings: Settings) -> ChatterboxEngine:
+    return ChatterboxEngine(CHATTERBOX_MULTILINGUAL_INFO, settings)
+
+
+def make_chatterbox_turbo(settings: Settings) -> ChatterboxEngine:
+    return ChatterboxEngine(CHATTERBOX_TURBO_INFO, settings)

@@ -1,0 +1,57 @@
+"""Where engine weights come from: a local folder, the user cache, or a download the user asked for."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from tts_studio.config import Settings
+from tts_studio.errors import EngineUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def hub_cache(settings: Settings) -> Path:
+    return settings.cache_dir / "hub"
+
+
+def resolve_weights(
+    settings: Settings, engine_id: str, repo_id: str, files: Sequence[str] | None, *, download: bool | None = None
+) -> Path:
+    """The checkpoint folder for `engine_id`.
+
+    `engine_dirs[engine_id]` wins (a local copy). Otherwise the Hugging Face snapshot in the user cache
+    is used; if it is missing it is downloaded when `download` (default: `allow_downloads`) allows,
+    else a 503 says how to get it.
+    """
+    local = settings.engine_dirs.get(engine_id)
+    if local is not None:
+        if not Path(local).is_dir():
+            raise EngineUnavailable(f"The folder for '{engine_id}' ({local}) does not exist (setting engine_dirs).")
+        return Path(local)
+    from huggingface_hub import snapshot_download
+
+    patterns = list(files) if files else None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns, cache_dir=hub_cache(settings),
+                                      local_files_only=True))  # fmt: skip
+    except Exception:  # not cached (LocalEntryNotFoundError and friends)
+        pass
+    if not (settings.allow_downloads if download is None else download):
+        raise EngineUnavailable(_missing(engine_id, repo_id, "downloads are off (allow_downloads)"))
+    log.info("Downloading the weights of %s from %s into %s", engine_id, repo_id, hub_cache(settings))
+    try:
+        path = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=hub_cache(settings), etag_timeout=10)
+    except Exception as exc:
+        raise EngineUnavailable(_missing(engine_id, repo_id, f"{type(exc).__name__}")) from exc
+    log.info("Weights of %s ready in %s", engine_id, path)
+    return Path(path)
+
+
+def _missing(engine_id: str, repo_id: str, reason: str) -> str:
+    return (
+        f"The weights of '{engine_id}' ({repo_id}) are not on this machine and could not be downloaded "
+        f"({reason}). Download them once while online with `tts-studio download {engine_id}`, or point "
+        f"the setting engine_dirs at a local copy."
+    )
