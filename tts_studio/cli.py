@@ -56,7 +56,38 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="require this bearer token on /v1 routes")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
     serve.add_argument("--idle-unload-seconds", type=float, help="unload engines idle this long")
+    sub.add_parser("engines", help="list the engines, whether they are installed, and their install commands")
+    download = sub.add_parser("download", help="download an engine's weights for offline use")
+    download.add_argument("engine", help="engine id, e.g. chatterbox or voxcpm2")
     return parser
+
+
+def list_engines() -> int:
+    from tts_studio.engines.registry import default_registry
+
+    for engine_id, spec in default_registry().items():
+        state = "installed" if spec.installed else f"not installed: {spec.install_hint}"
+        print(f"{engine_id:26} {spec.info.name:26} {state}")
+    return 0
+
+
+def download(settings: Settings, engine_id: str) -> int:
+    """Fetch the weights into the user cache (progress bars from huggingface_hub)."""
+    from tts_studio.engines.registry import default_registry
+    from tts_studio.engines.weights import resolve_weights
+    from tts_studio.errors import StudioError
+
+    spec = default_registry().get(engine_id)
+    if spec is None or spec.info.weights_repo is None:
+        print(f"'{engine_id}' has nothing to download; `tts-studio engines` lists the engines.", file=sys.stderr)
+        return 2
+    try:
+        path = resolve_weights(settings, spec.info, download=True)
+    except StudioError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    print(f"{engine_id}: weights ready in {path}")
+    return 0
 
 
 def serve(settings: Settings) -> int:
@@ -87,14 +118,13 @@ def serve(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings().with_overrides(
-        host=args.host,
-        port=args.port,
-        device=args.device,
-        api_key=args.api_key,
-        log_level=args.log_level,
-        idle_unload_seconds=args.idle_unload_seconds,
+        **{k: getattr(args, k, None) for k in ("host", "port", "device", "api_key", "log_level", "idle_unload_seconds")}
     )
     setup_logging(settings)
     if args.command == "serve":
         return serve(settings)
+    if args.command == "engines":
+        return list_engines()
+    if args.command == "download":
+        return download(settings, args.engine)
     return 2

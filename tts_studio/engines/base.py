@@ -70,6 +70,8 @@ class EngineInfo:
     exclusive_stream: bool = False  # keeps per-stream state: hold the device for the whole stream
     max_chunk_chars: int = 300
     params: tuple[ParamSpec, ...] = field(default_factory=tuple)
+    weights_repo: str | None = None  # Hugging Face repo of the weights (None: shipped in a package)
+    weights_files: tuple[str, ...] | None = None  # allow-patterns within the repo (None: all)
 
     def validate_params(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Engine parameters found in `raw`, validated; keys this engine does not know are ignored."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from tts_studio.config import Settings
@@ -37,45 +36,63 @@ _EXPRESSIVE = (
 _COMMON = {"sample_rate": 24000, "cloning": True, "gpu": True, "streaming": True, "max_chunk_chars": 300}
 
 CHATTERBOX_INFO = EngineInfo(
-    id="chatterbox", name="Chatterbox", description="Resemble AI Chatterbox (English), voice cloning.",
-    languages=("en",), params=(*_EXPRESSIVE, *_SAMPLING, _SEED), **_COMMON,  # type: ignore[arg-type]
-)  # fmt: skip
+    id="chatterbox",
+    name="Chatterbox",
+    description="Resemble AI Chatterbox (English), voice cloning.",
+    languages=("en",),
+    weights_repo="ResembleAI/chatterbox",
+    weights_files=("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt"),
+    params=(*_EXPRESSIVE, *_SAMPLING, _SEED),
+    **_COMMON,  # type: ignore[arg-type]
+)
 CHATTERBOX_MULTILINGUAL_INFO = EngineInfo(
-    id="chatterbox-multilingual", name="Chatterbox Multilingual",
+    id="chatterbox-multilingual",
+    name="Chatterbox Multilingual",
     description="Resemble AI Chatterbox in 23 languages (`language` parameter), voice cloning.",
     languages=MTL_LANGUAGES,
-    params=(ParamSpec("language", str, "en", description="Language code."), *_EXPRESSIVE,
-            ParamSpec("temperature", float, 0.8, 0.05, 5.0), ParamSpec("repetition_penalty", float, 2.0, 1.0, 3.0),
-            ParamSpec("min_p", float, 0.05, 0.0, 1.0), ParamSpec("top_p", float, 1.0, 0.0, 1.0), _SEED),
+    weights_repo="ResembleAI/chatterbox",
+    weights_files=(
+        "ve.pt",
+        "t3_mtl23ls_v2.safetensors",
+        "s3gen.pt",
+        "grapheme_mtl_merged_expanded_v1.json",
+        "conds.pt",
+        "Cangjie5_TC.json",
+    ),
+    params=(
+        ParamSpec("language", str, "en", description="Language code."),
+        *_EXPRESSIVE,
+        ParamSpec("temperature", float, 0.8, 0.05, 5.0),
+        ParamSpec("repetition_penalty", float, 2.0, 1.0, 3.0),
+        ParamSpec("min_p", float, 0.05, 0.0, 1.0),
+        ParamSpec("top_p", float, 1.0, 0.0, 1.0),
+        _SEED,
+    ),
     **_COMMON,  # type: ignore[arg-type]
-)  # fmt: skip
+)
 CHATTERBOX_TURBO_INFO = EngineInfo(
-    id="chatterbox-turbo", name="Chatterbox Turbo",
-    description="Resemble AI Chatterbox Turbo (English, fast; needs a reference over 5 s).", languages=("en",),
-    params=(ParamSpec("temperature", float, 0.8, 0.05, 5.0), ParamSpec("repetition_penalty", float, 1.2, 1.0, 3.0),
-            ParamSpec("top_p", float, 0.95, 0.0, 1.0), ParamSpec("top_k", int, 1000, 1, 10000), _SEED),
+    id="chatterbox-turbo",
+    name="Chatterbox Turbo",
+    description="Resemble AI Chatterbox Turbo (English, fast; needs a reference over 5 s).",
+    languages=("en",),
+    weights_repo="ResembleAI/chatterbox-turbo",
+    weights_files=("*.safetensors", "*.json", "*.txt", "*.pt", "*.model"),
+    params=(
+        ParamSpec("temperature", float, 0.8, 0.05, 5.0),
+        ParamSpec("repetition_penalty", float, 1.2, 1.0, 3.0),
+        ParamSpec("top_p", float, 0.95, 0.0, 1.0),
+        ParamSpec("top_k", int, 1000, 1, 10000),
+        _SEED,
+    ),
     **_COMMON,  # type: ignore[arg-type]
-)  # fmt: skip
+)
 
 
-@dataclass(frozen=True)
-class Variant:
-    module: str
-    cls: str
-    repo_id: str
-    files: tuple[str, ...]
-
-
-VARIANTS = {
-    "chatterbox": Variant("chatterbox.tts", "ChatterboxTTS", "ResembleAI/chatterbox",
-                          ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt")),
-    "chatterbox-multilingual": Variant(
-        "chatterbox.mtl_tts", "ChatterboxMultilingualTTS", "ResembleAI/chatterbox",
-        ("ve.pt", "t3_mtl23ls_v2.safetensors", "s3gen.pt", "grapheme_mtl_merged_expanded_v1.json", "conds.pt",
-         "Cangjie5_TC.json")),
-    "chatterbox-turbo": Variant("chatterbox.tts_turbo", "ChatterboxTurboTTS", "ResembleAI/chatterbox-turbo",
-                                ("*.safetensors", "*.json", "*.txt", "*.pt", "*.model")),
-}  # fmt: skip
+VARIANTS = {  # engine id -> (module, class)
+    "chatterbox": ("chatterbox.tts", "ChatterboxTTS"),
+    "chatterbox-multilingual": ("chatterbox.mtl_tts", "ChatterboxMultilingualTTS"),
+    "chatterbox-turbo": ("chatterbox.tts_turbo", "ChatterboxTurboTTS"),
+}
 
 
 def _chinese_segmenter_ready() -> bool:
@@ -95,7 +112,7 @@ class ChatterboxEngine:
     def __init__(self, info: EngineInfo, settings: Settings) -> None:
         self.info = info
         self._settings = settings
-        self._variant = VARIANTS[info.id]
+        self._module_name, self._class_name = VARIANTS[info.id]
         self._model: Any = None
         self._module: Any = None
         self._device = "cpu"
@@ -105,15 +122,15 @@ class ChatterboxEngine:
     def load(self, device: str) -> None:
         import importlib
 
-        folder = resolve_weights(self._settings, self.info.id, self._variant.repo_id, self._variant.files)
-        module = self._module = importlib.import_module(self._variant.module)
+        folder = resolve_weights(self._settings, self.info)
+        module = self._module = importlib.import_module(self._module_name)
         blocked = self.info.id == "chatterbox-multilingual" and not _chinese_segmenter_ready()
         if blocked:  # keep the engine usable offline; Chinese text is then spoken without word segmentation
             log.warning("Chinese word segmentation is unavailable offline (spacy_pkuseg has no model yet).")
             saved = sys.modules.get("spacy_pkuseg")
             sys.modules["spacy_pkuseg"] = None  # type: ignore[assignment]
         try:
-            self._model = getattr(module, self._variant.cls).from_local(folder, device)
+            self._model = getattr(module, self._class_name).from_local(folder, device)
         finally:
             if blocked:
                 if saved is None:

@@ -2,7 +2,8 @@
 
 Weights come from the Hugging Face hub into the user cache on first use (or `engine_dirs`). Cloning
 prompt caches (`build_prompt_cache`) are stored per voice content hash, so a voice is encoded once.
-The model keeps a static KV cache, so a stream holds the device for its whole length.
+The model keeps a static KV cache, so a stream holds the device for its whole length. The voice
+`default` speaks without a reference (VoxCPM2: shaped by `instructions`).
 """
 
 from __future__ import annotations
@@ -26,22 +27,42 @@ _PARAMS = (
     ParamSpec("normalize", bool, False, description="Normalise numbers and symbols first (wetext)."),
     ParamSpec("seed", int, None, 0, 2**32 - 1, "Same seed, same audio."),
 )
-VOXCPM2_LANGUAGES = tuple(
-    "en zh ja ko de fr es it pt ru ar nl pl tr vi th id ms hi sv da fi no el he cs hu ro uk fa".split()
-)
+VOXCPM2_LANGUAGES = (
+    "en", "zh", "ja", "ko", "de", "fr", "es", "it", "pt", "ru", "ar", "nl", "pl", "tr", "vi",
+    "th", "id", "ms", "hi", "sv", "da", "fi", "no", "el", "he", "cs", "hu", "ro", "uk", "fa",
+)  # fmt: skip
 
 VOXCPM2_INFO = EngineInfo(
-    id="voxcpm2", name="VoxCPM2", description="OpenBMB VoxCPM2: 48 kHz, cloning, style control via instructions.",
-    sample_rate=48000, languages=VOXCPM2_LANGUAGES, cloning=True, instructions=True, gpu=True, streaming=True,
-    exclusive_stream=True, max_chunk_chars=400, params=_PARAMS,
-)  # fmt: skip
+    id="voxcpm2",
+    name="VoxCPM2",
+    description="OpenBMB VoxCPM2: 48 kHz, cloning, style control via instructions.",
+    sample_rate=48000,
+    languages=VOXCPM2_LANGUAGES,
+    voices=("default",),
+    cloning=True,
+    instructions=True,
+    gpu=True,
+    streaming=True,
+    exclusive_stream=True,
+    max_chunk_chars=400,
+    params=_PARAMS,
+    weights_repo="openbmb/VoxCPM2",
+)
 VOXCPM1_5_INFO = EngineInfo(
-    id="voxcpm1.5", name="VoxCPM 1.5",
+    id="voxcpm1.5",
+    name="VoxCPM 1.5",
     description="OpenBMB VoxCPM 1.5: 44.1 kHz, cloning from a clip with its transcript.",
-    sample_rate=44100, languages=("en", "zh"), cloning=True, gpu=True, streaming=True, exclusive_stream=True,
-    max_chunk_chars=400, params=_PARAMS,
-)  # fmt: skip
-REPOS = {"voxcpm2": "openbmb/VoxCPM2", "voxcpm1.5": "openbmb/VoxCPM1.5"}
+    sample_rate=44100,
+    languages=("en", "zh"),
+    voices=("default",),
+    cloning=True,
+    gpu=True,
+    streaming=True,
+    exclusive_stream=True,
+    max_chunk_chars=400,
+    params=_PARAMS,
+    weights_repo="openbmb/VoxCPM1.5",
+)
 
 
 def _compile_works(device: str) -> bool:
@@ -66,7 +87,7 @@ class VoxCPMEngine:
     def load(self, device: str) -> None:
         from voxcpm import VoxCPM
 
-        folder = resolve_weights(self._settings, self.info.id, REPOS[self.info.id], None)
+        folder = resolve_weights(self._settings, self.info)
         optimize = _compile_works(device)
         if not optimize:
             log.info("VoxCPM on %s: torch.compile is not available here, running eager (slower).", device)

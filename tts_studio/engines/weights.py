@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 from tts_studio.config import Settings
+from tts_studio.engines.base import EngineInfo
 from tts_studio.errors import EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -16,15 +16,16 @@ def hub_cache(settings: Settings) -> Path:
     return settings.cache_dir / "hub"
 
 
-def resolve_weights(
-    settings: Settings, engine_id: str, repo_id: str, files: Sequence[str] | None, *, download: bool | None = None
-) -> Path:
-    """The checkpoint folder for `engine_id`.
+def resolve_weights(settings: Settings, info: EngineInfo, *, download: bool | None = None) -> Path:
+    """The checkpoint folder for the engine `info`.
 
     `engine_dirs[engine_id]` wins (a local copy). Otherwise the Hugging Face snapshot in the user cache
     is used; if it is missing it is downloaded when `download` (default: `allow_downloads`) allows,
     else a 503 says how to get it.
     """
+    engine_id, repo_id = info.id, info.weights_repo
+    if repo_id is None:
+        raise EngineUnavailable(f"The engine '{engine_id}' has no weights to fetch.")
     local = settings.engine_dirs.get(engine_id)
     if local is not None:
         if not Path(local).is_dir():
@@ -32,7 +33,7 @@ def resolve_weights(
         return Path(local)
     from huggingface_hub import snapshot_download
 
-    patterns = list(files) if files else None
+    patterns = list(info.weights_files) if info.weights_files else None
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns, cache_dir=hub_cache(settings),
                                       local_files_only=True))  # fmt: skip
