@@ -46,6 +46,7 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
         "cache_dir": tmp / "cache",
         "log_dir": tmp / "log",
         "idle_unload_seconds": -1,
+        "enable_ui": False,
     }
     base.update(overrides)
     return Settings.model_validate(base)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, RedirectResponse
 
 from tts_studio import __version__
 from tts_studio.api.admission import RequestSlots
@@ -15,15 +16,10 @@ from tts_studio.api.deps import require_api_key
 from tts_studio.api.errors import install_error_handlers
 from tts_studio.api.request_id import RequestIdMiddleware
 from tts_studio.api.routes import health, models, speech, transcriptions, voices
-from tts_studio.audio.decode import AudioLimits
 from tts_studio.config import Settings
-from tts_studio.engines.manager import ModelManager
 from tts_studio.engines.registry import EngineSpec, default_registry
 from tts_studio.offline import disable_telemetry
-from tts_studio.services.library import VoiceLibrary
-from tts_studio.services.speech import SpeechService
-from tts_studio.services.transcription import Transcriber
-from tts_studio.services.voices import VoiceCatalog, VoiceMap
+from tts_studio.services.container import build_services
 
 
 def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSpec] | None = None) -> FastAPI:
@@ -32,31 +28,21 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
     disable_telemetry(settings.cache_dir)
     engines = dict(registry if registry is not None else default_registry())
 
+    services = build_services(settings, engines)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        manager = ModelManager(engines, settings)
-        transcriber = Transcriber()
-        library = VoiceLibrary(
-            settings.data_dir / "voices",
-            settings.bundled_voices_dir,
-            AudioLimits(max_bytes=settings.voice_max_bytes, max_seconds=settings.voice_max_seconds),
-            transcriber.for_library if settings.auto_transcribe else None,
-        )
-        bundled_map = settings.bundled_voices_dir / "openai_voice_map.json" if settings.bundled_voices_dir else None
-        mapping = VoiceMap(bundled_map, settings.data_dir / "voice_map.json", settings.voice_map)
-        installed = {eid: spec.info for eid, spec in engines.items() if spec.installed}
-        catalog = VoiceCatalog(installed, library, mapping)
         app.state.settings = settings
-        app.state.manager = manager
-        app.state.transcriber = transcriber
-        app.state.voices = catalog
-        app.state.speech = SpeechService(manager, catalog, settings)
+        app.state.manager = services.manager
+        app.state.transcriber = services.transcriber
+        app.state.voices = services.voices
+        app.state.speech = services.speech
         app.state.speech_slots = RequestSlots(settings.max_active_requests)
         app.state.started = time.monotonic()
         try:
             yield
         finally:
-            manager.unload_all()
+            services.manager.unload_all()
 
     app = FastAPI(title="TTS Studio", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
@@ -75,4 +61,16 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
     for module in (speech, models, voices, transcriptions):
         app.include_router(module.router, prefix="/v1", dependencies=protected)
     app.include_router(health.router)
+    if settings.enable_ui:
+        from tts_studio.ui.app import ASSETS, UI_PATH, mount_ui  # gradio is imported only when the UI is on
+
+        @app.get("/", include_in_schema=False)
+        def home() -> RedirectResponse:
+            return RedirectResponse(f"{UI_PATH}/")
+
+        @app.get("/favicon.ico", include_in_schema=False)
+        def favicon() -> FileResponse:
+            return FileResponse(ASSETS / "favicon.svg", media_type="image/svg+xml")
+
+        app = mount_ui(app, services)
     return app

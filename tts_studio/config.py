@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(_DIRS.user_cache_path, description="Model downloads and temporary files.")
     log_dir: Path = Field(_DIRS.user_log_path, description="Log files.")
     log_level: str = Field("INFO", description="Logging level.")
+    enable_ui: bool = Field(True, description="Serve the studio UI at /ui (off: API only, no gradio import).")
 
     @field_validator("log_level")
     @classmethod

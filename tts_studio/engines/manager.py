@@ -86,6 +86,9 @@ class ModelManager:
     def installed(self, engine_id: str) -> bool:
         return self._slot(engine_id).spec.installed
 
+    def install_hint(self, engine_id: str) -> str:
+        return self._slot(engine_id).spec.install_hint
+
     def acquire(self, engine_id: str) -> Lease:
         """Load the engine if needed (blocking) and hold it until the lease is released."""
         slot = self._slot(engine_id)

@@ -56,3 +56,21 @@ def _missing(engine_id: str, repo_id: str, reason: str) -> str:
         f"({reason}). Download them once while online with `tts-studio download {engine_id}`, or point "
         f"the setting engine_dirs at a local copy."
     )
+
+
+def weights_present(settings: Settings, info: EngineInfo) -> bool:
+    """Whether the engine's weights are on this machine (local folder or hub cache); no network."""
+    if info.weights_repo is None:
+        return True
+    if info.id in settings.engine_dirs:
+        return Path(settings.engine_dirs[info.id]).is_dir()
+    from huggingface_hub import snapshot_download
+
+    patterns = list(info.weights_files) if info.weights_files else None
+    try:
+        snapshot_download(
+            info.weights_repo, allow_patterns=patterns, cache_dir=hub_cache(settings), local_files_only=True
+        )
+    except Exception:
+        return False
+    return True

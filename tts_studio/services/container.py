@@ -1,0 +1,44 @@
+"""All shared services, built once per app; the API (via app.state) and the UI use the same objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tts_studio.audio.decode import AudioLimits
+from tts_studio.config import Settings
+from tts_studio.engines.manager import ModelManager
+from tts_studio.engines.registry import EngineSpec
+from tts_studio.services.history import History
+from tts_studio.services.library import VoiceLibrary
+from tts_studio.services.speech import SpeechService
+from tts_studio.services.transcription import Transcriber
+from tts_studio.services.voices import VoiceCatalog, VoiceMap
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    manager: ModelManager
+    speech: SpeechService
+    voices: VoiceCatalog
+    transcriber: Transcriber
+    history: History
+
+
+def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Services:
+    """Cheap: nothing loads here (engines load on first use, Whisper on first transcript)."""
+    manager = ModelManager(engines, settings)
+    transcriber = Transcriber()
+    library = VoiceLibrary(
+        settings.data_dir / "voices",
+        settings.bundled_voices_dir,
+        AudioLimits(max_bytes=settings.voice_max_bytes, max_seconds=settings.voice_max_seconds),
+        transcriber.for_library if settings.auto_transcribe else None,
+    )
+    bundled_map = settings.bundled_voices_dir / "openai_voice_map.json" if settings.bundled_voices_dir else None
+    mapping = VoiceMap(bundled_map, settings.data_dir / "voice_map.json", settings.voice_map)
+    installed = {eid: spec.info for eid, spec in engines.items() if spec.installed}
+    catalog = VoiceCatalog(installed, library, mapping)
+    speech = SpeechService(manager, catalog, settings)
+    return Services(settings, manager, speech, catalog, transcriber, History(settings.data_dir / "history"))

@@ -1,0 +1,1 @@
+"""The studio in the browser: Gradio Blocks over the same services as the API."""

@@ -1,0 +1,104 @@
+"""The Models tab: every engine, installed or not, downloaded or not, loaded or not; load, unload, download."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gradio as gr
+
+from tts_studio.engines.weights import resolve_weights, weights_present
+from tts_studio.ui.context import GPU_GROUP, Studio, error_text
+
+
+def _memory() -> str:
+    try:
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        text = f"server peak memory {rss:.0f} MiB"
+    except ImportError:  # Windows
+        text = f"server pid {os.getpid()}"
+    import sys
+
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            used = torch.cuda.memory_allocated() / 2**30
+            total = torch.cuda.get_device_properties(0).total_memory / 2**30
+            text += f" · GPU {used:.1f} / {total:.0f} GiB"
+    return text
+
+
+def rows(studio: Studio) -> list[list[str]]:
+    status = studio.manager.status()
+    table = []
+    for engine_id in studio.manager.engine_ids:
+        spec_info = studio.manager.info(engine_id)
+        installed = studio.manager.installed(engine_id)
+        state = status[engine_id]
+        if spec_info.weights_repo is None:
+            weights = "in the package"
+        else:
+            weights = "downloaded" if installed and weights_present(studio.settings, spec_info) else "not downloaded"
+        install = "yes" if installed else f"no: {studio.manager.install_hint(engine_id)}"
+        table.append([engine_id, spec_info.name, install, weights, state["state"], state["device"] or "-",
+                      str(state["in_use"]), state["error"] or ""])  # fmt: skip
+    return table
+
+
+HEADERS = ["engine", "name", "installed", "weights", "state", "device", "in use", "last error"]
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    table = gr.Dataframe(rows(studio), headers=HEADERS, interactive=False, elem_id="models-table")
+    memory = gr.Markdown(_memory(), elem_id="models-memory")
+    with gr.Row():
+        engine = gr.Dropdown(studio.manager.engine_ids, value=studio.manager.engine_ids[0], label="Engine",
+                             elem_id="models-engine")  # fmt: skip
+        idle = gr.Number(studio.settings.idle_unload_seconds, label="Unload after idle (s; <0 never)",
+                         elem_id="models-idle")  # fmt: skip
+    with gr.Row():
+        load = gr.Button("Load", variant="primary", elem_id="models-load")
+        unload = gr.Button("Unload", elem_id="models-unload")
+        download = gr.Button("Download weights", elem_id="models-download")
+        refresh = gr.Button("Refresh", elem_id="models-refresh")
+    status = gr.Textbox(label="Status", interactive=False, elem_id="models-status")
+
+    def view(message: str) -> tuple[Any, ...]:
+        return rows(studio), _memory(), message
+
+    def do_load(engine_id: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        progress(0.1, desc=f"Loading {engine_id}…")
+        try:
+            studio.manager.acquire(engine_id).release()
+        except Exception as exc:
+            return view(f"⚠ {error_text(exc)}")
+        return view(f"{engine_id} is loaded.")
+
+    def do_unload(engine_id: str) -> tuple[Any, ...]:
+        done = studio.manager.unload(engine_id)
+        return view(f"{engine_id} unloaded." if done else f"{engine_id} is not loaded or is in use.")
+
+    def do_download(engine_id: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
+        info = studio.manager.info(engine_id)
+        if info.weights_repo is None:
+            return view(f"{engine_id} ships its weights in its package.")
+        try:
+            path = resolve_weights(studio.settings, info, download=True)
+        except Exception as exc:
+            return view(f"⚠ {error_text(exc)}")
+        return view(f"{engine_id}: weights in {path}")
+
+    def set_idle(seconds: float) -> tuple[Any, ...]:
+        studio.settings.idle_unload_seconds = float(seconds)
+        return view(f"Engines now unload after {seconds:g} s idle." if seconds >= 0 else "Engines stay loaded.")
+
+    outputs = [table, memory, status]
+    load.click(do_load, engine, outputs, concurrency_id=GPU_GROUP)
+    unload.click(do_unload, engine, outputs)
+    download.click(do_download, engine, outputs)
+    idle.submit(set_idle, idle, outputs)
+    refresh.click(lambda: view(""), None, outputs, queue=False)
+    return {"refresh": lambda: view(""), "outputs": outputs}

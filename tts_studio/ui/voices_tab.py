@@ -1,0 +1,136 @@
+"""The Voices tab: add (upload or record, trim, transcript, consent), preview, edit, delete, OpenAI names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from tts_studio.audio.decode import decode_audio
+from tts_studio.config import OPENAI_VOICES
+from tts_studio.ui.context import GPU_GROUP, Studio, error_text
+
+LANGUAGES = ["en", "de", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh", "ar", "hi"]
+
+
+def _mapping_rows(studio: Studio) -> list[list[str]]:
+    rows = []
+    for entry in studio.voices.entries():
+        if entry["kind"] == "openai":
+            names = [studio.voices.library.get(t).name if studio.voices.library.get(t) else t  # type: ignore[union-attr]
+                     for t in entry["maps_to"]]  # fmt: skip
+            rows.append([entry["id"], " → ".join(names) or "-", entry["mapping_source"]])
+    return rows
+
+
+def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("### Add a voice\nUpload or record 5–30 s of clear speech. Trim it with the scissors.")
+            clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Reference audio",
+                            editable=True, elem_id="voice-audio")  # fmt: skip
+            name = gr.Textbox(label="Name", elem_id="voice-name")
+            language = gr.Dropdown(LANGUAGES, value="en", label="Language", allow_custom_value=True,
+                                   elem_id="voice-language")  # fmt: skip
+            transcript = gr.Textbox(label="Transcript (filled in automatically for English; edit freely)",
+                                    lines=3, elem_id="voice-transcript")  # fmt: skip
+            transcribe = gr.Button("Transcribe", size="sm", elem_id="voice-transcribe")
+            consent = gr.Checkbox(label="I am this speaker, or I have their consent to clone this voice.",
+                                  elem_id="voice-consent")  # fmt: skip
+            save = gr.Button("Save voice", variant="primary", elem_id="voice-save")
+            status = gr.Textbox(label="Status", interactive=False, elem_id="voice-status")
+        with gr.Column():
+            gr.Markdown("### Your library")
+            pick = gr.Dropdown(studio.library_choices(), label="Voice", elem_id="voice-pick")
+            preview = gr.Audio(type="filepath", interactive=False, label="Preview", elem_id="voice-preview")
+            rename = gr.Textbox(label="Name", elem_id="voice-rename")
+            edit_transcript = gr.Textbox(label="Transcript", lines=3, elem_id="voice-edit-transcript")
+            with gr.Row():
+                update = gr.Button("Save changes", elem_id="voice-update")
+                delete = gr.Button("Delete…", variant="stop", elem_id="voice-delete")
+                confirm = gr.Button("Yes, delete it", variant="stop", visible=False, elem_id="voice-delete-confirm")
+            manage_status = gr.Textbox(label="Status", interactive=False, elem_id="voice-manage-status")
+            gr.Markdown("### OpenAI voice names\nApps ask for `alloy`, `nova`…: choose what each one speaks with.")
+            with gr.Row():
+                map_name = gr.Dropdown(list(OPENAI_VOICES), value="alloy", label="OpenAI name", elem_id="map-name")
+                map_voice = gr.Dropdown(studio.library_choices(), label="Speaks with", elem_id="map-voice")
+            with gr.Row():
+                assign = gr.Button("Assign", elem_id="map-assign")
+                reset = gr.Button("Restore default", elem_id="map-reset")
+            table = gr.Dataframe(_mapping_rows(studio), headers=["name", "speaks with", "set by"],
+                                 interactive=False, elem_id="map-table")  # fmt: skip
+
+    def refreshed(*selected: str | None) -> tuple[Any, ...]:
+        """New choices for every voice list (and the library selection, when one is given)."""
+        lib = studio.library_choices()
+        pick_update = gr.update(choices=lib, value=selected[0]) if selected else gr.update(choices=lib)
+        return gr.update(choices=studio.voice_choices()), pick_update, gr.update(choices=lib), _mapping_rows(studio)
+
+    lists = [speak["voice"], pick, map_voice, table]
+
+    def fill_transcript(path: str | None, lang: str) -> str:
+        if not path or not lang.startswith("en"):
+            return gr.skip()  # type: ignore[no-any-return]
+        try:
+            return studio.transcriber.transcribe(decode_audio(Path(path).read_bytes(), studio.voices.library.limits),
+                                                 lang).text  # fmt: skip
+        except Exception as exc:
+            return f"(could not transcribe: {error_text(exc)})"
+
+    transcribe.click(fill_transcript, [clip, language], transcript, concurrency_id=GPU_GROUP)
+    clip.upload(fill_transcript, [clip, language], transcript, concurrency_id=GPU_GROUP)
+
+    def add(path: str | None, name_: str, lang: str, text: str, agreed: bool) -> tuple[Any, ...]:
+        if not path:
+            return ("Add a recording or a file first.", *[gr.skip()] * 4)
+        if not agreed:
+            return ("Please confirm you have the speaker's consent.", *[gr.skip()] * 4)
+        try:
+            voice = studio.voices.library.add(name_, Path(path).read_bytes(), Path(path).name, lang or "en",
+                                              text or None, consent=True)  # fmt: skip
+        except Exception as exc:
+            return (f"⚠ {error_text(exc)}", *[gr.skip()] * 4)
+        return (f"Saved '{voice.name}' ({voice.duration:.1f} s).", *refreshed(voice.id))
+
+    save.click(add, [clip, name, language, transcript, consent], [status, *lists], api_name="add_voice")
+
+    def select(voice_id: str | None) -> tuple[Any, ...]:
+        voice = studio.voices.library.get(voice_id) if voice_id else None
+        if voice is None:
+            return None, "", "", gr.update(visible=False)
+        return str(studio.voices.library.audio_path(voice.id)), voice.name, voice.transcript, gr.update(visible=False)
+
+    pick.change(select, pick, [preview, rename, edit_transcript, confirm], queue=False)
+
+    def edit(voice_id: str | None, name_: str, text: str) -> tuple[Any, ...]:
+        if not voice_id:
+            return ("Choose a voice first.", *[gr.skip()] * 4)
+        try:
+            studio.voices.library.update(voice_id, name=name_, transcript=text)
+        except Exception as exc:
+            return (f"⚠ {error_text(exc)}", *[gr.skip()] * 4)
+        return ("Saved.", *refreshed(voice_id))
+
+    update.click(edit, [pick, rename, edit_transcript], [manage_status, *lists])
+    delete.click(lambda v: gr.update(visible=bool(v)), pick, confirm, queue=False)
+
+    def remove(voice_id: str | None) -> tuple[Any, ...]:
+        try:
+            voice = studio.voices.library.delete(voice_id or "")
+        except Exception as exc:
+            return (f"⚠ {error_text(exc)}", gr.update(visible=False), *[gr.skip()] * 4)
+        return (f"Deleted '{voice.name}'.", gr.update(visible=False), *refreshed(None))
+
+    confirm.click(remove, pick, [manage_status, confirm, *lists], api_name="delete_voice")
+
+    def mapped(openai_name: str, voice_id: str | None) -> tuple[Any, ...]:
+        try:
+            studio.voices.assign(openai_name, voice_id)
+        except Exception as exc:
+            return (f"⚠ {error_text(exc)}", *[gr.skip()] * 4)
+        return ("Mapping saved.", *refreshed())
+
+    assign.click(mapped, [map_name, map_voice], [manage_status, *lists])
+    reset.click(lambda n: mapped(n, None), map_name, [manage_status, *lists])
+    return {"refresh": refreshed, "lists": lists}
