@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tts_studio.errors import StudioError
 from tts_studio.services.container import Services
 
