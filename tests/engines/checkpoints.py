@@ -55,8 +55,9 @@ def build_voxcpm(out: Path, architecture: str = "voxcpm2", size: str = "tiny") -
         extra = {"residual_lm_num_layers": 1, "scalar_quantization_latent_dim": 32}
     else:  # the published VoxCPM2 dimensions (about 2.4B parameters)
         lm = _lm(2048, 28, 16, 2, 6144, 73448)
-        enc = {"hidden_dim": 1024, "ffn_dim": 4096, "num_heads": 16, "num_layers": 12}
-        dit = {"hidden_dim": 1024, "ffn_dim": 4096, "num_heads": 16, "num_layers": 12, "cfm_config": {}}
+        # head size 128 throughout, so one rope table fits the LM, the local encoder and the DiT
+        enc = {"hidden_dim": 1024, "ffn_dim": 4096, "num_heads": 8, "num_layers": 12}
+        dit = {"hidden_dim": 1024, "ffn_dim": 4096, "num_heads": 8, "num_layers": 12, "cfm_config": {}}
         vae = {}
         extra = {"residual_lm_num_layers": 8, "scalar_quantization_latent_dim": 512}
     cfg = {"architecture": architecture, "lm_config": lm, "encoder_config": enc, "dit_config": dit,

@@ -247,13 +247,15 @@ class VoiceLibrary:
         language: str = "en",
         transcript: str | None = None,
         consent: bool = False,
+        transcript_is_auto: bool = False,
     ) -> Voice:
-        """Validate, normalise and store a voice; all or nothing."""
+        """Validate, normalise and store a voice; all or nothing. `transcript_is_auto`: the given
+        transcript is Whisper's, unedited (the UI fills it in before saving)."""
         display = clean_name(name)
         self._check_unique(display)
         audio = decode_audio(data, self.limits)
         text = (transcript or "").strip()
-        source = "user" if text else "none"
+        source = ("auto" if transcript_is_auto else "user") if text else "none"
         if not text:
             text = self.transcribe(audio, language)
             source = "auto" if text else "none"

@@ -142,6 +142,9 @@ class VoiceCatalog:
         return ResolvedVoice(ref) if ref in info.voices else None
 
     def _cannot(self, voice: str, info: EngineInfo, engines: list[str]) -> InvalidRequest:
+        known = self.library.find(voice)
+        if known is not None and known.name != voice:
+            voice = f"{known.name}' ('{known.id}"
         reason = "" if info.cloning else " (it cannot clone voices)"
         can = ", ".join(engines) or "none installed (a cloning engine such as chatterbox or voxcpm is needed)"
         return InvalidRequest(

@@ -39,6 +39,7 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
             consent = gr.Checkbox(label="I am this speaker, or I have their consent to clone this voice.",
                                   elem_id="voice-consent")  # fmt: skip
             save = gr.Button("Save voice", variant="primary", elem_id="voice-save")
+            heard = gr.State("")  # Whisper's transcript, to tell an edited one from an automatic one
             status = gr.Textbox(label="Status", interactive=False, elem_id="voice-status")
         with gr.Column():
             gr.Markdown("### Your library")
@@ -69,31 +70,32 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
 
     lists = [speak["voice"], pick, map_voice, table]
 
-    def fill_transcript(path: str | None, lang: str) -> str:
+    def fill_transcript(path: str | None, lang: str) -> tuple[Any, Any]:
         if not path or not lang.startswith("en"):
-            return gr.skip()  # type: ignore[no-any-return]
+            return gr.skip(), gr.skip()
         try:
-            return studio.transcriber.transcribe(decode_audio(Path(path).read_bytes(), studio.voices.library.limits),
-                                                 lang).text  # fmt: skip
+            audio = decode_audio(Path(path).read_bytes(), studio.voices.library.limits)
+            text = studio.transcriber.transcribe(audio, lang).text
         except Exception as exc:
-            return f"(could not transcribe: {error_text(exc)})"
+            return f"(could not transcribe: {error_text(exc)})", ""
+        return text, text
 
-    transcribe.click(fill_transcript, [clip, language], transcript, concurrency_id=GPU_GROUP)
-    clip.upload(fill_transcript, [clip, language], transcript, concurrency_id=GPU_GROUP)
+    transcribe.click(fill_transcript, [clip, language], [transcript, heard], concurrency_id=GPU_GROUP)
+    clip.upload(fill_transcript, [clip, language], [transcript, heard], concurrency_id=GPU_GROUP)
 
-    def add(path: str | None, name_: str, lang: str, text: str, agreed: bool) -> tuple[Any, ...]:
+    def add(path: str | None, name_: str, lang: str, text: str, agreed: bool, auto: str) -> tuple[Any, ...]:
         if not path:
             return ("Add a recording or a file first.", *[gr.skip()] * 4)
         if not agreed:
             return ("Please confirm you have the speaker's consent.", *[gr.skip()] * 4)
         try:
             voice = studio.voices.library.add(name_, Path(path).read_bytes(), Path(path).name, lang or "en",
-                                              text or None, consent=True)  # fmt: skip
+                                              text or None, consent=True, transcript_is_auto=bool(text) and text == auto)  # fmt: skip
         except Exception as exc:
             return (f"⚠ {error_text(exc)}", *[gr.skip()] * 4)
         return (f"Saved '{voice.name}' ({voice.duration:.1f} s).", *refreshed(voice.id))
 
-    save.click(add, [clip, name, language, transcript, consent], [status, *lists], api_name="add_voice")
+    save.click(add, [clip, name, language, transcript, consent, heard], [status, *lists], api_name="add_voice")
 
     def select(voice_id: str | None) -> tuple[Any, ...]:
         voice = studio.voices.library.get(voice_id) if voice_id else None

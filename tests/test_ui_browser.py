@@ -1,0 +1,124 @@
+"""The studio in headless Chromium: speak, upload a voice, use it, delete it; no request leaves 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import soundfile as sf
+from hibari import Hibari
+
+from tests.conftest import LiveServer
+from tests.ui_helpers import ARTIFACTS, browser, ui_server  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.browser
+LOCAL = ("http://127.0.0.1", "blob:", "data:")
+
+
+@pytest.fixture
+def page(browser: Any, ui_server: LiveServer) -> Iterator[Any]:  # noqa: F811
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.outside = []
+    page.on("request", lambda r: page.outside.append(r.url) if not r.url.startswith(LOCAL) else None)
+    page.goto(f"{ui_server.url}/")  # redirects to /ui/
+    yield page
+    assert page.outside == [], f"requests outside 127.0.0.1: {page.outside}"
+    context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_speak_flow_and_download(page: Any, ui_server: LiveServer) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.locator("#tts-text textarea").fill("Hello from the browser. TTS Studio speaks on this machine.")
+    page.locator("#gen-btn").click()
+    expect(page.locator("#tts-audio audio[src]")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#gen-info textarea")).to_have_value(re.compile(r"s of audio in .* hibari"))
+    expect(page.locator("#tts-audio .progress-text")).to_have_count(0)
+    href = page.locator("#tts-audio a[data-testid=download-link]").get_attribute("href")
+    assert href and href.endswith(".mp3")
+    download = page.request.get(href if href.startswith("http") else f"{ui_server.url}{href}")
+    assert download.status == 200 and download.body()[:3] == b"ID3"
+    history = page.locator("#history-pick input")
+    history.click()
+    page.get_by_role("option").first.click()
+    expect(page.locator("#history-audio audio[src]")).to_have_count(1, timeout=10_000)
+    shot(page, "speak")
+
+
+def test_voice_upload_use_and_delete(page: Any, ui_server: LiveServer, tmp_path: Path) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    clip = tmp_path / "keeper.wav"
+    text = "Every evening the keeper climbed the stairs and polished the great lens of the lighthouse."
+    sf.write(str(clip), Hibari(threads=1)(text, seed=0), 24000)
+
+    page.get_by_role("tab", name="Voices").click()
+    page.locator("#voice-audio input[type=file]").set_input_files(str(clip))
+    expect(page.locator("#voice-transcript textarea")).to_have_value(re.compile("lighthouse", re.I), timeout=30_000)
+    page.locator("#voice-name textarea, #voice-name input").first.fill("Lighthouse Keeper")
+    page.locator("#voice-save").click()
+    expect(page.locator("#voice-status textarea")).to_have_value(re.compile("consent"))  # refused without it
+    page.locator("#voice-consent input").check()
+    page.locator("#voice-save").click()
+    expect(page.locator("#voice-status textarea")).to_have_value(re.compile("Saved 'Lighthouse Keeper'"))
+    shot(page, "voices")
+    listed = httpx.get(f"{ui_server.base_url}/audio/voices").json()["voices"]
+    voice = next(v for v in listed if v["name"] == "Lighthouse Keeper")
+    assert voice["transcript_source"] == "auto" and voice["consent"] is True
+
+    page.get_by_role("tab", name="Speak").click()
+    page.locator("#voice input").click()
+    page.get_by_role("option", name=re.compile("Lighthouse Keeper")).click()
+    page.locator("#tts-text textarea").fill("Speak with my clone.")
+    page.locator("#gen-btn").click()
+    expect(page.locator("#gen-info textarea")).to_have_value(re.compile("needed|cloning engine"), timeout=30_000)
+    assert "Lighthouse Keeper" in page.locator("#gen-info textarea").input_value()
+
+    page.get_by_role("tab", name="Voices").click()
+    page.locator("#voice-pick input").click()
+    page.get_by_role("option", name=re.compile("Lighthouse Keeper")).click()
+    expect(page.locator("#voice-preview audio[src]")).to_have_count(1, timeout=10_000)
+    page.locator("#voice-delete").click()
+    page.locator("#voice-delete-confirm").click()
+    expect(page.locator("#voice-manage-status textarea")).to_have_value(re.compile("Deleted 'Lighthouse Keeper'"))
+    names = [v["name"] for v in httpx.get(f"{ui_server.base_url}/audio/voices").json()["voices"]]
+    assert "Lighthouse Keeper" not in names
+
+
+def test_voice_added_over_the_api_appears_in_the_page(page: Any, ui_server: LiveServer) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    clip = Path(__file__).resolve().parents[1] / "voices" / "dusk.flac"
+    response = httpx.post(f"{ui_server.base_url}/audio/voices", data={"name": "From the API", "transcript": "x"},
+                          files={"audio_sample": ("dusk.flac", clip.read_bytes())})  # fmt: skip
+    assert response.status_code == 200
+    page.get_by_role("tab", name="Voices").click()
+    page.get_by_role("tab", name="Speak").click()
+    page.locator("#voice input").click()
+    expect(page.get_by_role("option", name=re.compile("From the API"))).to_have_count(1)
+
+
+def test_models_and_connect_tabs(page: Any, ui_server: LiveServer) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Models").click()
+    expect(page.locator("#models-table")).to_contain_text("hibari")
+    expect(page.locator("#models-table")).to_contain_text("pip install 'tts-studio[chatterbox]'")
+    page.locator("#models-load").click()
+    expect(page.locator("#models-status textarea")).to_have_value(re.compile("hibari is loaded"), timeout=30_000)
+    shot(page, "models")
+    page.get_by_role("tab", name="Connect").click()
+    expect(page.locator("#base-url textarea, #base-url input").first).to_have_value(f"{ui_server.url}/v1")
+    expect(page.locator("#setup-notes")).to_contain_text("Open WebUI")
+    expect(page.locator("#snippet-python")).to_contain_text(f"{ui_server.url}/v1")
+    shot(page, "connect")
