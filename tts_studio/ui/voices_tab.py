@@ -89,8 +89,11 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
         if not agreed:
             return ("Please confirm you have the speaker's consent.", *[gr.skip()] * 4)
         try:
-            voice = studio.voices.library.add(name_, Path(path).read_bytes(), Path(path).name, lang or "en",
-                                              text or None, consent=True, transcript_is_auto=bool(text) and text == auto)  # fmt: skip
+            data = Path(path).read_bytes()
+            unedited = bool(text) and text == auto
+            voice = studio.voices.library.add(
+                name_, data, Path(path).name, lang or "en", text or None, consent=True, transcript_is_auto=unedited
+            )
         except Exception as exc:
             return (f"⚠ {error_text(exc)}", *[gr.skip()] * 4)
         return (f"Saved '{voice.name}' ({voice.duration:.1f} s).", *refreshed(voice.id))
