@@ -13,6 +13,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "== creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing Debian chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 echo "== installing tts-studio[test]"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check uv
 "$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" -e ".[test]"

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from tests.conftest import LiveServer
 from tts_studio.cli import find_free_port
 
 
@@ -82,3 +83,12 @@ def _up(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_second_launch_only_points_at_the_running_studio(server: LiveServer) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "tts_studio", "serve", "--port", str(port)], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0 and time.monotonic() - started < 20
+    assert f"already running at {server.url}/ui/" in done.stderr

@@ -43,6 +43,7 @@ def setup_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="require this bearer token on /v1 routes")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
     serve.add_argument("--idle-unload-seconds", type=float, help="unload engines idle this long")
+    serve.add_argument("--open-browser", action="store_true", help="open the studio in the browser once it answers")
+    serve.add_argument("--no-ui", action="store_true", help="serve the API only (no Gradio)")
     sub.add_parser("engines", help="list the engines, whether they are installed, and their install commands")
     download = sub.add_parser("download", help="download an engine's weights for offline use")
     download.add_argument("engine", help="engine id, e.g. chatterbox or voxcpm2")
@@ -90,11 +93,52 @@ def download(settings: Settings, engine_id: str) -> int:
     return 0
 
 
-def serve(settings: Settings) -> int:
+def running_studio(host: str, port: int) -> str | None:
+    """The URL of a TTS Studio already answering on host:port, else None."""
+    import httpx
+
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    try:
+        health = httpx.get(f"{url}/health", timeout=1.0).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return url if isinstance(health, dict) and "engines" in health and "version" in health else None
+
+
+def open_when_ready(url: str, timeout: float = 120.0) -> None:
+    """Open the studio in the default browser as soon as /health answers (in a background thread)."""
+    import threading
+    import time
+    import webbrowser
+
+    import httpx
+
+    def wait_and_open() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                    webbrowser.open(f"{url}/ui/")
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+    threading.Thread(target=wait_and_open, daemon=True).start()
+
+
+def serve(settings: Settings, open_browser: bool = False) -> int:
     import uvicorn
 
     from tts_studio.app import create_app
 
+    existing = running_studio(settings.host, settings.port)
+    if existing is not None:
+        log.info("TTS Studio is already running at %s/ui/", existing)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(f"{existing}/ui/")
+        return 0
     port = find_free_port(settings.host, settings.port)
     if port != settings.port:
         log.warning("Port %d is busy; using %d instead.", settings.port, port)
@@ -111,6 +155,11 @@ def serve(settings: Settings) -> int:
         shown_host,
         port,
     )
+    if settings.enable_ui:
+        local = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else shown_host
+        log.info("Open the studio at http://%s:%d/ui/", local, port)
+        if open_browser:
+            open_when_ready(f"http://{local}:{port}")
     server.run()
     return 0
 
@@ -118,11 +167,14 @@ def serve(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings().with_overrides(
-        **{k: getattr(args, k, None) for k in ("host", "port", "device", "api_key", "log_level", "idle_unload_seconds")}
+        **{
+            k: getattr(args, k, None) for k in ("host", "port", "device", "api_key", "log_level", "idle_unload_seconds")
+        },
+        enable_ui=False if getattr(args, "no_ui", False) else None,
     )
     setup_logging(settings)
     if args.command == "serve":
-        return serve(settings)
+        return serve(settings, open_browser=args.open_browser)
     if args.command == "engines":
         return list_engines()
     if args.command == "download":

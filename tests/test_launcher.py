@@ -1,0 +1,67 @@
+"""start.sh from a fresh copy of the repository: first run installs and serves, second run reuses the venv."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import _free_port
+from tests.ui_helpers import ARTIFACTS
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def fresh_copy(dest: Path) -> Path:
+    """The files a clone would have (tracked, plus new files git does not ignore)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def launch_until_ready(repo: Path, port: int, env: dict[str, str], limit: float) -> float:
+    started = time.monotonic()
+    proc = subprocess.Popen(["bash", "start.sh", "--no-browser", "--port", str(port)], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        while time.monotonic() - started < limit:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError(f"not ready within {limit} s")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_first_and_second_run(tmp_path: Path) -> None:
+    repo = fresh_copy(tmp_path / "repo")
+    data = tmp_path / "user"
+    env = {**os.environ, "TTS_STUDIO_DATA_DIR": str(data / "data"), "TTS_STUDIO_CACHE_DIR": str(data / "cache"),
+           "TTS_STUDIO_LOG_DIR": str(data / "log"), "XDG_STATE_HOME": str(data / "state")}  # fmt: skip
+    env.pop("VIRTUAL_ENV", None)
+    port = _free_port()
+    first = launch_until_ready(repo, port, env, limit=600)
+    assert (repo / ".venv" / ".tts-studio-stamp").exists()
+    assert (data / "state" / "TTSStudio" / "log" / "install.log").exists()
+    second = launch_until_ready(repo, port, env, limit=60)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "launcher.json").write_text(json.dumps({"first_run_s": first, "second_run_s": second}))
+    print(f"\nlauncher: first run {first:.1f} s to ready, second run {second:.1f} s")
+    assert second < first and second < 30, (first, second)
