@@ -64,3 +64,14 @@ def test_add_and_delete_voice_events(ui: Any, ui_server: LiveServer) -> None:  #
     deleted = ui.predict(voice["id"], api_name="/delete_voice")
     assert deleted[0] == "Deleted 'Evt'."
     assert httpx.get(f"{ui_server.base_url}/audio/voices/{voice['id']}").status_code == 404
+
+
+def test_page_asks_for_the_api_key_when_one_is_set(live_server: Any, tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    live = live_server(enable_ui=True, api_key="s3cret")
+    with pytest.raises(Exception):  # noqa: B017, PT011 - gradio_client raises its own error types here
+        Client(f"{live.url}/ui/", verbose=False)
+    client = Client(f"{live.url}/ui/", auth=("anyone", "s3cret"), verbose=False, download_files=str(tmp_path))
+    refused = client.predict(None, "x", "en", "", True, "", api_name="/add_voice")
+    assert refused[0] == "Add a recording or a file first."

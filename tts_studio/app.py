@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],  # Starlette echoes the requested headers, Authorization included
             expose_headers=["x-request-id"],
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,17 @@ def build_ui(studio: Studio) -> gr.Blocks:
 def mount_ui(app: FastAPI, services: Services) -> FastAPI:
     css_file = ASSETS / "studio.css"
     studio = Studio(**{f.name: getattr(services, f.name) for f in fields(services)})
+    key = services.settings.api_key
+
+    def same_key(_user: str, password: str) -> bool:
+        return key is not None and hmac.compare_digest(password.encode(), key.get_secret_value().encode())
+
     mounted: FastAPI = gr.mount_gradio_app(
         app,
         build_ui(studio),
         path=UI_PATH,
+        auth=same_key if key is not None else None,  # with an API key set, the page asks for it too
+        auth_message="This studio is protected: sign in with any user name and the API key as password.",
         theme=theme(),
         css_paths=[css_file] if css_file.exists() else None,
         footer_links=[],
