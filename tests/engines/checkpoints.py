@@ -154,3 +154,46 @@ def build_chatterbox(out: Path, tokens: int = 25, layers: int | None = 2) -> Pat
         LLAMA_CONFIGS["Llama_520M"] = original
     _chatterbox_tokenizer(out / "tokenizer.json")
     return out
+
+
+def _mtl_tokenizer(path: Path, languages: tuple[str, ...]) -> None:
+    """A grapheme tokenizer like MTLTokenizer's: [START]/[STOP]/[SPACE], language tags `[xx]`, ids < 2454."""
+    from tokenizers import Tokenizer, models
+
+    chars = string.ascii_lowercase + string.digits + string.punctuation + "äöüéèàçñß"
+    vocab: dict[str, int] = {"[STOP]": 0, **{c: i + 1 for i, c in enumerate(chars)}}
+    vocab.update({f"[F{i}]": i for i in range(len(vocab), 255)})
+    specials = ["[START]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]", *(f"[{lang}]" for lang in languages)]
+    for i, special in enumerate(specials):
+        vocab[special] = 255 + i
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
+    tok.add_special_tokens(["[STOP]", *specials])
+    tok.save(str(path))
+
+
+def build_chatterbox_multilingual(out: Path, tokens: int = 25) -> Path:
+    """A multilingual Chatterbox checkpoint for `ChatterboxMultilingualTTS.from_local` (14-layer T3)."""
+    import torch
+    from chatterbox.models.s3gen import S3Gen
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
+    from chatterbox.models.t3.modules.t3_config import T3Config
+    from chatterbox.models.voice_encoder import VoiceEncoder
+    from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    original = LLAMA_CONFIGS["Llama_520M"]
+    LLAMA_CONFIGS["Llama_520M"] = tiny_t3_config(TINY_T3_LAYERS)
+    try:
+        torch.manual_seed(0)
+        t3 = T3(T3Config.multilingual())
+        craft_stop_after(t3, tokens)
+        save_file({k: v.contiguous() for k, v in t3.state_dict().items()}, str(out / "t3_mtl23ls_v2.safetensors"))
+        torch.save(VoiceEncoder().state_dict(), out / "ve.pt")
+        torch.save(S3Gen().state_dict(), out / "s3gen.pt")
+    finally:
+        LLAMA_CONFIGS["Llama_520M"] = original
+    _mtl_tokenizer(out / "grapheme_mtl_merged_expanded_v1.json", tuple(SUPPORTED_LANGUAGES))
+    (out / "Cangjie5_TC.json").write_text(json.dumps(["你\tonf", "好\tvnd", "世\tpt", "界\twol"]), encoding="utf-8")
+    return out

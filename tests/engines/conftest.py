@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines.checkpoints import build_chatterbox, build_voxcpm, tiny_t3_config
+from tests.engines.checkpoints import (
+    TINY_T3_LAYERS,
+    build_chatterbox,
+    build_chatterbox_multilingual,
+    build_voxcpm,
+    tiny_t3_config,
+)
 
 CHATTERBOX_TOKENS = 10  # the crafted T3 stops after 10 speech tokens: 0.4 s of audio per chunk
 
@@ -22,7 +28,7 @@ def tiny_t3() -> Iterator[None]:
     from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(LLAMA_CONFIGS, "Llama_520M", tiny_t3_config(2))
+        patch.setitem(LLAMA_CONFIGS, "Llama_520M", tiny_t3_config(TINY_T3_LAYERS))
         yield
 
 
@@ -30,7 +36,8 @@ def tiny_t3() -> Iterator[None]:
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("checkpoints")
     return {
-        "chatterbox": build_chatterbox(root / "chatterbox", tokens=CHATTERBOX_TOKENS),
+        "chatterbox": build_chatterbox(root / "chatterbox", tokens=CHATTERBOX_TOKENS, layers=TINY_T3_LAYERS),
+        "chatterbox-multilingual": build_chatterbox_multilingual(root / "chatterbox-mtl", tokens=CHATTERBOX_TOKENS),
         "voxcpm2": build_voxcpm(root / "voxcpm2", "voxcpm2"),
         "voxcpm1.5": build_voxcpm(root / "voxcpm1.5", "voxcpm"),
     }

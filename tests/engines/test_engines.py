@@ -198,3 +198,14 @@ def test_openai_ids_map_to_installed_engines(studio: LiveServer) -> None:
     samples, rate = decode(audio.content, "mp3")
     assert rate == 24000 and len(samples) > 0
     wait_until_idle(studio)
+
+
+def test_multilingual_speaks_languages_offline(studio: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Loads with no network (Cangjie table from the weights folder, no segmenter download) and speaks."""
+    caplog.set_level(logging.WARNING)
+    for language, text in (("fr", "Bonjour tout le monde."), ("zh", "你好世界。"), ("en", "Hello.")):
+        assert len(speak(studio, "chatterbox-multilingual", "alloy", text, language=language)) > 0
+    assert not [r for r in caplog.records if "Cangjie" in r.getMessage()]
+    with pytest.raises(openai.BadRequestError) as info:
+        speak(studio, "chatterbox-multilingual", "alloy", "Hola.", language="xx")
+    assert info.value.param == "language"

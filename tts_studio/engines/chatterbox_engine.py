@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from tts_studio.config import Settings
@@ -106,6 +108,40 @@ def _chinese_segmenter_ready() -> bool:
         return False
 
 
+@contextmanager
+def _offline_chinese(folder: Path) -> Iterator[None]:
+    """Load the multilingual model without the network once its weights are cached.
+
+    Its tokenizer fetches Cangjie5_TC.json from the hub at every load (retrying for half a minute
+    offline) although the file is part of the downloaded weights: serve it from `folder` instead. The
+    Chinese word segmenter downloads a model on first use: without one, load without it.
+    """
+    import chatterbox.models.tokenizers.tokenizer as tokenizer_module
+
+    def local_file(repo_id: str, filename: str, **_: Any) -> str:
+        path = folder / filename
+        if not path.exists():
+            raise FileNotFoundError(f"{filename} is not in {folder}")
+        return str(path)
+
+    hub_download = tokenizer_module.hf_hub_download
+    segmenter = sys.modules.get("spacy_pkuseg")
+    blocked = not _chinese_segmenter_ready()
+    if blocked:
+        log.warning("Chinese word segmentation is unavailable (spacy_pkuseg has no model offline).")
+        sys.modules["spacy_pkuseg"] = None  # type: ignore[assignment]  # makes its import fail: skipped
+    tokenizer_module.hf_hub_download = local_file
+    try:
+        yield
+    finally:
+        tokenizer_module.hf_hub_download = hub_download
+        if blocked:
+            if segmenter is None:
+                sys.modules.pop("spacy_pkuseg", None)
+            else:
+                sys.modules["spacy_pkuseg"] = segmenter
+
+
 class ChatterboxEngine:
     """One Chatterbox model; `stream` speaks one text chunk per call with the request's conditionals."""
 
@@ -124,19 +160,9 @@ class ChatterboxEngine:
 
         folder = resolve_weights(self._settings, self.info)
         module = self._module = importlib.import_module(self._module_name)
-        blocked = self.info.id == "chatterbox-multilingual" and not _chinese_segmenter_ready()
-        if blocked:  # keep the engine usable offline; Chinese text is then spoken without word segmentation
-            log.warning("Chinese word segmentation is unavailable offline (spacy_pkuseg has no model yet).")
-            saved = sys.modules.get("spacy_pkuseg")
-            sys.modules["spacy_pkuseg"] = None  # type: ignore[assignment]
-        try:
+        offline = _offline_chinese(folder) if self.info.id == "chatterbox-multilingual" else nullcontext()
+        with offline:
             self._model = getattr(module, self._class_name).from_local(folder, device)
-        finally:
-            if blocked:
-                if saved is None:
-                    sys.modules.pop("spacy_pkuseg", None)
-                else:
-                    sys.modules["spacy_pkuseg"] = saved
         self._device = device
         if not self._settings.watermark:
             import perth
