@@ -163,7 +163,16 @@ def _mtl_tokenizer(path: Path, languages: tuple[str, ...]) -> None:
     chars = string.ascii_lowercase + string.digits + string.punctuation + "äöüéèàçñß"
     vocab: dict[str, int] = {"[STOP]": 0, **{c: i + 1 for i, c in enumerate(chars)}}
     vocab.update({f"[F{i}]": i for i in range(len(vocab), 255)})
-    specials = ["[START]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]", *(f"[{lang}]" for lang in languages)]
+    specials = [
+        "[START]",
+        "[UNK]",
+        "[SPACE]",
+        "[PAD]",
+        "[SEP]",
+        "[CLS]",
+        "[MASK]",
+        *(f"[{lang}]" for lang in languages),
+    ]
     for i, special in enumerate(specials):
         vocab[special] = 255 + i
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
@@ -196,4 +205,79 @@ def build_chatterbox_multilingual(out: Path, tokens: int = 25) -> Path:
         LLAMA_CONFIGS["Llama_520M"] = original
     _mtl_tokenizer(out / "grapheme_mtl_merged_expanded_v1.json", tuple(SUPPORTED_LANGUAGES))
     (out / "Cangjie5_TC.json").write_text(json.dumps(["你\tonf", "好\tvnd", "世\tpt", "界\twol"]), encoding="utf-8")
+    return out
+
+
+def tiny_gpt2_config(layers: int = 2) -> dict[str, Any]:
+    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
+
+    return {**LLAMA_CONFIGS["GPT2_medium"], "n_layer": layers}
+
+
+def craft_turbo_counter(t3: Any, tokens: int) -> None:
+    """Make Turbo's GPT-2 T3 a counter: start -> 1 -> 2 -> ... -> `tokens` -> stop (deterministic length).
+
+    Attention and MLP outputs are zeroed and positions carry nothing, so the last hidden state is the
+    current token's embedding; token t embeds as the unit vector e_t and the head maps e_t to t + 1.
+    """
+    import torch
+
+    with torch.no_grad():
+        for block in t3.tfmr.h:
+            block.attn.c_proj.weight.zero_()
+            block.attn.c_proj.bias.zero_()
+            block.mlp.c_proj.weight.zero_()
+            block.mlp.c_proj.bias.zero_()
+        t3.tfmr.wpe.weight.zero_()
+        emb = t3.speech_emb.weight
+        emb.zero_()
+        emb[t3.hp.start_speech_token, 0] = 1.0
+        for t in range(1, tokens + 1):
+            emb[t, t] = 1.0
+        head = t3.speech_head.weight
+        head.zero_()
+        for t in range(tokens):
+            head[t + 1, t] = 10.0
+        head[t3.hp.stop_speech_token, tokens] = 10.0
+        if t3.speech_head.bias is not None:
+            t3.speech_head.bias.zero_()
+
+
+def build_chatterbox_turbo(out: Path, tokens: int = 25) -> Path:
+    """A Chatterbox Turbo checkpoint for `ChatterboxTurboTTS.from_local` (2-layer GPT-2 T3, meanflow S3Gen)."""
+    import torch
+    from chatterbox.models.s3gen import S3Gen
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
+    from chatterbox.models.t3.modules.t3_config import T3Config
+    from chatterbox.models.voice_encoder import VoiceEncoder
+    from safetensors.torch import save_file
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2TokenizerFast
+
+    out.mkdir(parents=True, exist_ok=True)
+    hp = T3Config(text_tokens_dict_size=50276)  # as ChatterboxTurboTTS.from_local sets it up
+    hp.llama_config_name = "GPT2_medium"
+    hp.speech_tokens_dict_size = 6563
+    hp.input_pos_emb = None
+    hp.speech_cond_prompt_len = 375
+    hp.use_perceiver_resampler = False
+    hp.emotion_adv = False
+    original = LLAMA_CONFIGS["GPT2_medium"]
+    LLAMA_CONFIGS["GPT2_medium"] = tiny_gpt2_config()
+    try:
+        torch.manual_seed(0)
+        t3 = T3(hp)
+        craft_turbo_counter(t3, tokens)
+        save_file({k: v.contiguous() for k, v in t3.state_dict().items()}, str(out / "t3_turbo_v1.safetensors"))
+        save_file({k: v.contiguous() for k, v in VoiceEncoder().state_dict().items()}, str(out / "ve.safetensors"))
+        s3gen = S3Gen(meanflow=True)
+        save_file({k: v.contiguous() for k, v in s3gen.state_dict().items()}, str(out / "s3gen_meanflow.safetensors"))
+    finally:
+        LLAMA_CONFIGS["GPT2_medium"] = original
+    corpus = [string.ascii_letters + string.digits + string.punctuation + " the quick brown fox"] * 4
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
+    GPT2TokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+                      unk_token="<|endoftext|>").save_pretrained(str(out))  # fmt: skip
     return out

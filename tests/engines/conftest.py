@@ -16,7 +16,9 @@ from tests.engines.checkpoints import (
     TINY_T3_LAYERS,
     build_chatterbox,
     build_chatterbox_multilingual,
+    build_chatterbox_turbo,
     build_voxcpm,
+    tiny_gpt2_config,
     tiny_t3_config,
 )
 
@@ -29,6 +31,7 @@ def tiny_t3() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(LLAMA_CONFIGS, "Llama_520M", tiny_t3_config(TINY_T3_LAYERS))
+        patch.setitem(LLAMA_CONFIGS, "GPT2_medium", tiny_gpt2_config())
         yield
 
 
@@ -38,6 +41,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "chatterbox": build_chatterbox(root / "chatterbox", tokens=CHATTERBOX_TOKENS, layers=TINY_T3_LAYERS),
         "chatterbox-multilingual": build_chatterbox_multilingual(root / "chatterbox-mtl", tokens=CHATTERBOX_TOKENS),
+        "chatterbox-turbo": build_chatterbox_turbo(root / "chatterbox-turbo", tokens=CHATTERBOX_TOKENS),
         "voxcpm2": build_voxcpm(root / "voxcpm2", "voxcpm2"),
         "voxcpm1.5": build_voxcpm(root / "voxcpm1.5", "voxcpm"),
     }

@@ -56,8 +56,9 @@ def engine(live: LiveServer, engine_id: str) -> object:
 
 @pytest.mark.parametrize(
     ("model", "voice"),
-    [("chatterbox", "alloy"), ("voxcpm2", "alloy"), ("voxcpm2", "default"), ("voxcpm1.5", "default")],
-)
+    [("chatterbox", "alloy"), ("chatterbox-turbo", "alloy"), ("voxcpm2", "alloy"), ("voxcpm2", "default"),
+     ("voxcpm1.5", "default")],
+)  # fmt: skip
 def test_each_engine_speaks(studio: LiveServer, model: str, voice: str) -> None:
     """alloy -> the bundled Heart clip, cloned. VoxCPM 1.5 cloning reads its prompt with torchaudio.load,
     which this CPU test venv lacks (torchcodec is CUDA-only here), so it speaks its default voice."""
@@ -209,3 +210,10 @@ def test_multilingual_speaks_languages_offline(studio: LiveServer, caplog: pytes
     with pytest.raises(openai.BadRequestError) as info:
         speak(studio, "chatterbox-multilingual", "alloy", "Hola.", language="xx")
     assert info.value.param == "language"
+
+
+def test_turbo_needs_a_reference_over_five_seconds(studio: LiveServer) -> None:
+    short = add_voice(studio, "Three seconds")  # 3 s
+    with pytest.raises(openai.BadRequestError) as info:
+        speak(studio, "chatterbox-turbo", short)
+    assert "longer than 5 s" in info.value.message

@@ -89,6 +89,7 @@ class VoiceReference:
     language: str
     content_hash: str
     cache_dir: Path = field(compare=False)
+    duration: float = 0.0  # seconds
 
     def cache_path(self, engine_id: str, suffix: str = ".pt") -> Path:
         """Per-engine cache file; new audio (a new content hash) means a new file."""

@@ -202,6 +202,12 @@ class ChatterboxEngine:
         params = {p.name: request.params.get(p.name, p.default) for p in self.info.params}
         seed_everything(params.pop("seed"))
         if request.reference is not None:
+            if self.info.id == "chatterbox-turbo" and request.reference.duration <= 5.0:
+                raise InvalidRequest(
+                    f"Chatterbox Turbo needs a reference clip longer than 5 s; this one is "
+                    f"{request.reference.duration:.1f} s.",
+                    param="voice",
+                )
             self._model.conds = self._conditionals(request.reference, params.get("exaggeration", 0.5))
         elif self._model.conds is None:
             raise InvalidRequest(f"The engine '{self.info.id}' needs a voice to clone.", param="voice")

@@ -220,7 +220,7 @@ class VoiceLibrary:
         return VoiceReference(
             voice_id=voice.id, audio_path=self.audio_path(voice_id), sample_rate=voice.sample_rate,
             transcript=voice.transcript or None, language=voice.language, content_hash=voice.content_hash,
-            cache_dir=cache,
+            cache_dir=cache, duration=voice.duration,
         )  # fmt: skip
 
     # -- writing --------------------------------------------------------------------------

@@ -102,6 +102,7 @@ class SpeechStream:
         return VoiceReference(
             voice_id="inline", audio_path=path, sample_rate=audio.sample_rate, transcript=None,
             language="en", content_hash=hashlib.sha256(wav).hexdigest(), cache_dir=self._temp_dir / "cache",
+            duration=audio.duration,
         )  # fmt: skip
 
     def _cleanup(self) -> None:
