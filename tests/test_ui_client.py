@@ -61,9 +61,18 @@ def test_add_and_delete_voice_events(ui: Any, ui_server: LiveServer) -> None:  #
     assert voice["transcript_source"] == "user"
     duplicate = ui.predict(handle_file(str(VOICES / "lark.flac")), "evt", "en", "x", True, "", api_name="/add_voice")
     assert "already exists" in duplicate[0]
+    edited = ui.predict(voice["id"], "Evt renamed", "New words.", api_name="/edit_voice")
+    assert edited[0] == "Saved."
+    renamed = httpx.get(f"{ui_server.base_url}/audio/voices/{voice['id']}").json()
+    assert renamed["name"] == "Evt renamed" and renamed["transcript"] == "New words."
+    mapped = ui.predict("shimmer", voice["id"], api_name="/assign_voice")
+    assert mapped[0] == "Mapping saved." and ["shimmer", "Evt renamed", "user"] in mapped[4]["data"]
+    assert httpx.get(f"{ui_server.base_url}/audio/voices/shimmer").json()["maps_to"] == [voice["id"]]
     deleted = ui.predict(voice["id"], api_name="/delete_voice")
-    assert deleted[0] == "Deleted 'Evt'."
+    assert deleted[0] == "Deleted 'Evt renamed'."
     assert httpx.get(f"{ui_server.base_url}/audio/voices/{voice['id']}").status_code == 404
+    shimmer = httpx.get(f"{ui_server.base_url}/audio/voices/shimmer").json()
+    assert shimmer["mapping_source"] == "default"  # a deleted voice leaves no dangling mapping
 
 
 def test_page_asks_for_the_api_key_when_one_is_set(live_server: Any, tmp_path: Path) -> None:

@@ -205,9 +205,12 @@ def test_openai_name_maps_to_my_clone(studio: LiveServer, clip: np.ndarray) -> N
     client.audio.speech.create(model="echo-clone", voice="alloy", input="Hi.", response_format="pcm")
     with studio.app.state.manager.lease("echo-clone") as lease:
         assert lease.engine.seen[-1].voice_id == "bundled_heart"
+    httpx.put(f"{studio.base_url}/audio/voice_map/echo", json={"voice": mine})
+    httpx.delete(f"{studio.base_url}/audio/voices/{mine}")
+    assert httpx.get(f"{studio.base_url}/audio/voices/echo").json()["maps_to"] == ["bundled_dusk", "heart"]
     bad = httpx.put(f"{studio.base_url}/audio/voice_map/alloy", json={"voice": "nobody"})
     assert bad.status_code == 400
-    assert httpx.put(f"{studio.base_url}/audio/voice_map/robot", json={"voice": "Mine"}).status_code == 404
+    assert httpx.put(f"{studio.base_url}/audio/voice_map/robot", json={"voice": "bundled_lark"}).status_code == 404
 
 
 def test_mapping_survives_restart(live_server: Callable[..., LiveServer], clip: np.ndarray, tmp_path: Path) -> None:

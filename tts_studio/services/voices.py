@@ -171,6 +171,14 @@ class VoiceCatalog:
         known = ", ".join(e["id"] for e in self.entries()[:20])
         raise InvalidRequest(f"Unknown voice '{voice}'. Known voices include: {known}.", param="voice")
 
+    def delete_voice(self, voice_id: str) -> Voice:
+        """Delete a library voice; OpenAI names the user had pointed at it go back to their default."""
+        voice = self.library.delete(voice_id)
+        for name in OPENAI_VOICES:
+            if self.mapping.source(name) == "user" and voice_id in self.mapping.get(name):
+                self.mapping.reset(name)
+        return voice
+
     def assign(self, openai_name: str, voice: str | None) -> dict[str, Any]:
         """Map an OpenAI voice name to a voice (or back to the default with None)."""
         if openai_name not in OPENAI_VOICES:

@@ -117,12 +117,12 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
             return (f"⚠ {error_text(exc)}", *[gr.skip()] * 4)
         return ("Saved.", *refreshed(voice_id))
 
-    update.click(edit, [pick, rename, edit_transcript], [manage_status, *lists])
+    update.click(edit, [pick, rename, edit_transcript], [manage_status, *lists], api_name="edit_voice")
     delete.click(lambda v: gr.update(visible=bool(v)), pick, confirm, queue=False)
 
     def remove(voice_id: str | None) -> tuple[Any, ...]:
         try:
-            voice = studio.voices.library.delete(voice_id or "")
+            voice = studio.voices.delete_voice(voice_id or "")
         except Exception as exc:
             return (f"⚠ {error_text(exc)}", gr.update(visible=False), *[gr.skip()] * 4)
         return (f"Deleted '{voice.name}'.", gr.update(visible=False), *refreshed(None))
@@ -136,6 +136,6 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
             return (f"⚠ {error_text(exc)}", *[gr.skip()] * 4)
         return ("Mapping saved.", *refreshed())
 
-    assign.click(mapped, [map_name, map_voice], [manage_status, *lists])
+    assign.click(mapped, [map_name, map_voice], [manage_status, *lists], api_name="assign_voice")
     reset.click(lambda n: mapped(n, None), map_name, [manage_status, *lists])
     return {"refresh": refreshed, "lists": lists}

@@ -94,5 +94,5 @@ async def edit_voice(voice_id: str, request: Request, voices: VoicesDep, setting
 
 @router.delete("/audio/voices/{voice_id}")
 def delete_voice(voice_id: str, voices: VoicesDep) -> dict[str, Any]:
-    voice = voices.library.delete(voice_id)
+    voice = voices.delete_voice(voice_id)
     return {"id": voice.id, "object": "audio.voice.deleted", "deleted": True}
