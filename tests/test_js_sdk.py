@@ -20,7 +20,12 @@ def node_sdk() -> Path:
     if node is None or npm is None:
         pytest.fail("node and npm are needed for the JS SDK check (tests/run.sh installs the SDK with npm)")
     if not (JS / "node_modules" / "openai").exists():
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent", "--no-package-lock"], cwd=JS, check=True, timeout=300)
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--silent", "--no-package-lock"],
+            cwd=JS,
+            check=True,
+            timeout=300,
+        )
     return Path(node)
 
 
