@@ -93,11 +93,18 @@ def download(settings: Settings, engine_id: str) -> int:
     return 0
 
 
+def local_host(host: str) -> str:
+    """Where this machine reaches a server bound to `host` (wildcard binds answer on loopback)."""
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def running_studio(host: str, port: int) -> str | None:
     """The URL of a TTS Studio already answering on host:port, else None."""
     import httpx
 
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    url = f"http://{local_host(host)}:{port}"
     try:
         health = httpx.get(f"{url}/health", timeout=1.0).json()
     except (httpx.HTTPError, ValueError):
@@ -156,7 +163,7 @@ def serve(settings: Settings, open_browser: bool = False) -> int:
         port,
     )
     if settings.enable_ui:
-        local = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else shown_host
+        local = local_host(settings.host)
         log.info("Open the studio at http://%s:%d/ui/", local, port)
         if open_browser:
             open_when_ready(f"http://{local}:{port}")

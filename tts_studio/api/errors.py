@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from tts_studio.errors import StudioError, error_body
+from tts_studio.errors import InvalidRequest, StudioError, error_body
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,6 @@ _HTTP_CODES = {
 
 def validation_error(errors: list[Any]) -> StudioError:
     """The first pydantic/FastAPI validation error as a 400 naming the parameter."""
-    from tts_studio.errors import InvalidRequest
-
     if not errors:
         return InvalidRequest("Invalid request.")
     first = errors[0]

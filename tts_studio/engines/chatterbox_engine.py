@@ -16,7 +16,7 @@ from typing import Any
 
 from tts_studio.config import Settings
 from tts_studio.engines.base import AudioChunk, EngineInfo, ParamSpec, SynthesisRequest, VoiceReference
-from tts_studio.engines.torch_utils import cached, out_of_memory, seed_everything
+from tts_studio.engines.torch_utils import VoiceCache, out_of_memory, seed_everything
 from tts_studio.engines.weights import resolve_weights
 from tts_studio.errors import EngineUnavailable, InvalidRequest
 
@@ -152,8 +152,7 @@ class ChatterboxEngine:
         self._model: Any = None
         self._module: Any = None
         self._device = "cpu"
-        self._conds: dict[str, Any] = {}  # content hash -> Conditionals (in memory)
-        self.encoded = 0  # references encoded from audio (not from a cache) since load
+        self._voices = VoiceCache(info.id, lambda conds, path: conds.save(path), self._load_conditionals)
 
     def load(self, device: str) -> None:
         import importlib
@@ -172,29 +171,25 @@ class ChatterboxEngine:
 
     def unload(self) -> None:
         self._model = None
-        self._conds.clear()
+        self._voices.clear()
+
+    @property
+    def encoded(self) -> int:
+        """References encoded from audio (not from a cache) since load."""
+        return self._voices.built
+
+    def _load_conditionals(self, path: Path) -> Any:
+        return self._module.Conditionals.load(path, map_location="cpu").to(self._device)
 
     def _conditionals(self, reference: VoiceReference, exaggeration: float) -> Any:
         """The voice's Conditionals: memory, then the on-disk cache, then encoded from the audio once."""
-        if reference.content_hash in self._conds:
-            return self._conds[reference.content_hash]
-        conditionals = self._module.Conditionals
         model = self._model
 
         def build() -> Any:
-            self.encoded += 1
-            kwargs = {"exaggeration": exaggeration}
-            model.prepare_conditionals(str(reference.audio_path), **kwargs)
+            model.prepare_conditionals(str(reference.audio_path), exaggeration=exaggeration)
             return model.conds
 
-        conds = cached(
-            reference.cache_path(self.info.id),
-            build,
-            lambda c, p: c.save(p),
-            lambda p: conditionals.load(p, map_location="cpu").to(self._device),
-        )
-        self._conds[reference.content_hash] = conds
-        return conds
+        return self._voices.get(reference, build)
 
     def stream(self, request: SynthesisRequest) -> Iterator[AudioChunk]:
         if self._model is None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tts_studio.engines.base import VoiceReference
 from tts_studio.engines.device import free_memory
 from tts_studio.errors import EngineUnavailable
 
@@ -25,23 +26,47 @@ def seed_everything(seed: int | None) -> None:
     torch.manual_seed(seed)
 
 
-def cached(path: Path, build: Callable[[], Any], save: Callable[[Any, Path], None], load: Callable[[Path], Any]) -> Any:
-    """`load(path)` when the cache file exists, else `build()`, saved atomically for next time."""
-    if path.exists():
+class VoiceCache:
+    """Per-voice conditioning of one engine: in memory, then on disk (by content hash), else built once."""
+
+    def __init__(self, engine_id: str, save: Callable[[Any, Path], None], load: Callable[[Path], Any]) -> None:
+        self._engine_id = engine_id
+        self._save = save
+        self._load = load
+        self._memory: dict[str, Any] = {}
+        self.built = 0  # conditionings encoded from audio (not from a cache) since the last clear
+
+    def clear(self) -> None:
+        self._memory.clear()
+        self.built = 0
+
+    def get(self, reference: VoiceReference, build: Callable[[], Any]) -> Any:
+        if reference.content_hash in self._memory:
+            return self._memory[reference.content_hash]
+        path = reference.cache_path(self._engine_id)
+        value = None
+        if path.exists():
+            try:
+                value = self._load(path)
+            except Exception:  # a corrupt cache is rebuilt, never fatal
+                path.unlink(missing_ok=True)
+        if value is None:
+            value = build()
+            self.built += 1
+            self._store(value, path)
+        self._memory[reference.content_hash] = value
+        return value
+
+    def _store(self, value: Any, path: Path) -> None:
+        """Written atomically (temp file + rename) so a crash never leaves a half cache."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
         try:
-            return load(path)
-        except Exception:  # a corrupt cache is rebuilt, never fatal
-            path.unlink(missing_ok=True)
-    value = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save(value, Path(tmp))
-        os.replace(tmp, path)  # noqa: PTH105 - atomic rename
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return value
+            self._save(value, Path(tmp))
+            os.replace(tmp, path)  # noqa: PTH105 - atomic rename
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def out_of_memory(exc: BaseException, device: str, engine_id: str) -> EngineUnavailable | None:

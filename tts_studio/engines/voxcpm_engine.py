@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from tts_studio.config import Settings
 from tts_studio.engines.base import AudioChunk, EngineInfo, ParamSpec, SynthesisRequest, VoiceReference
-from tts_studio.engines.torch_utils import cached, out_of_memory, seed_everything
+from tts_studio.engines.torch_utils import VoiceCache, out_of_memory, seed_everything
 from tts_studio.engines.weights import resolve_weights
 from tts_studio.errors import EngineUnavailable, InvalidRequest
 
@@ -77,8 +78,7 @@ class VoxCPMEngine:
         self._model: Any = None
         self._device = "cpu"
         self._normalizer: Any = None
-        self._caches: dict[str, Any] = {}
-        self.encoded = 0
+        self._voices = VoiceCache(info.id, self._save_prompt, self._load_prompt)
 
     @property
     def sample_rate(self) -> int:
@@ -97,14 +97,26 @@ class VoxCPMEngine:
 
     def unload(self) -> None:
         self._model = None
-        self._caches.clear()
+        self._voices.clear()
+
+    @property
+    def encoded(self) -> int:
+        """References encoded from audio (not from a cache) since load."""
+        return self._voices.built
+
+    @staticmethod
+    def _save_prompt(cache: Any, path: Path) -> None:
+        import torch
+
+        torch.save(cache, path)
+
+    def _load_prompt(self, path: Path) -> Any:
+        import torch
+
+        return torch.load(path, map_location=self._device, weights_only=True)
 
     def _prompt_cache(self, reference: VoiceReference) -> Any:
         """The voice's prompt cache: memory, then disk, then encoded once from the reference audio."""
-        if reference.content_hash in self._caches:
-            return self._caches[reference.content_hash]
-        import torch
-
         tts = self._model.tts_model
         v2 = self.info.id == "voxcpm2"
         if not v2 and not reference.transcript:
@@ -113,17 +125,13 @@ class VoxCPMEngine:
             )
 
         def build() -> Any:
-            self.encoded += 1
             path = str(reference.audio_path)
             if v2:
                 prompt = {"prompt_text": reference.transcript, "prompt_wav_path": path} if reference.transcript else {}
                 return tts.build_prompt_cache(reference_wav_path=path, **prompt)
             return tts.build_prompt_cache(prompt_text=reference.transcript, prompt_wav_path=path)
 
-        cache = cached(reference.cache_path(self.info.id), build, lambda c, p: torch.save(c, p),
-                       lambda p: torch.load(p, map_location=self._device, weights_only=True))  # fmt: skip
-        self._caches[reference.content_hash] = cache
-        return cache
+        return self._voices.get(reference, build)
 
     def stream(self, request: SynthesisRequest) -> Iterator[AudioChunk]:
         if self._model is None:

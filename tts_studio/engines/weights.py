@@ -31,14 +31,12 @@ def resolve_weights(settings: Settings, info: EngineInfo, *, download: bool | No
         if not Path(local).is_dir():
             raise EngineUnavailable(f"The folder for '{engine_id}' ({local}) does not exist (setting engine_dirs).")
         return Path(local)
+    cached = _cached_snapshot(settings, info)
+    if cached is not None:
+        return cached
     from huggingface_hub import snapshot_download
 
     patterns = list(info.weights_files) if info.weights_files else None
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=patterns, cache_dir=hub_cache(settings),
-                                      local_files_only=True))  # fmt: skip
-    except Exception:  # not cached (LocalEntryNotFoundError and friends)
-        pass
     if not (settings.allow_downloads if download is None else download):
         raise EngineUnavailable(_missing(engine_id, repo_id, "downloads are off (allow_downloads)"))
     log.info("Downloading the weights of %s from %s into %s", engine_id, repo_id, hub_cache(settings))
@@ -58,19 +56,25 @@ def _missing(engine_id: str, repo_id: str, reason: str) -> str:
     )
 
 
+def _cached_snapshot(settings: Settings, info: EngineInfo) -> Path | None:
+    """The hub snapshot in the user cache, if complete; never touches the network."""
+    from huggingface_hub import snapshot_download
+
+    assert info.weights_repo is not None
+    patterns = list(info.weights_files) if info.weights_files else None
+    try:
+        path = snapshot_download(
+            info.weights_repo, allow_patterns=patterns, cache_dir=hub_cache(settings), local_files_only=True
+        )
+    except Exception:  # not cached (LocalEntryNotFoundError and friends)
+        return None
+    return Path(path)
+
+
 def weights_present(settings: Settings, info: EngineInfo) -> bool:
     """Whether the engine's weights are on this machine (local folder or hub cache); no network."""
     if info.weights_repo is None:
         return True
     if info.id in settings.engine_dirs:
         return Path(settings.engine_dirs[info.id]).is_dir()
-    from huggingface_hub import snapshot_download
-
-    patterns = list(info.weights_files) if info.weights_files else None
-    try:
-        snapshot_download(
-            info.weights_repo, allow_patterns=patterns, cache_dir=hub_cache(settings), local_files_only=True
-        )
-    except Exception:
-        return False
-    return True
+    return _cached_snapshot(settings, info) is not None

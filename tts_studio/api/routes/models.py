@@ -6,12 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from tts_studio.api.deps import ManagerDep, SettingsDep, SpeechDep
+from tts_studio.api.deps import SettingsDep, SpeechDep
 from tts_studio.errors import ModelNotFound, StudioError
 from tts_studio.services.speech import SpeechService
 
 router = APIRouter()
 CREATED = 1767225600  # 2026-01-01: a fixed date, so listings are stable
+
+
+def _alias(model_id: str, engine_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "tts-studio", "engine": engine_id}
 
 
 def model_entries(speech: SpeechService) -> list[dict[str, Any]]:
@@ -23,8 +27,7 @@ def model_entries(speech: SpeechService) -> list[dict[str, Any]]:
             engine_id, _ = speech.resolve_model(alias)
         except StudioError:
             continue
-        entries.append({"id": alias, "object": "model", "created": CREATED, "owned_by": "tts-studio",
-                        "engine": engine_id})  # fmt: skip
+        entries.append(_alias(alias, engine_id))
     for engine_id in manager.engine_ids:
         if not manager.installed(engine_id):
             continue
@@ -46,7 +49,7 @@ def list_models(speech: SpeechDep) -> dict[str, Any]:
 
 
 @router.get("/models/{model_id:path}")
-def get_model(model_id: str, speech: SpeechDep, settings: SettingsDep, manager: ManagerDep) -> dict[str, Any]:
+def get_model(model_id: str, speech: SpeechDep, settings: SettingsDep) -> dict[str, Any]:
     for entry in model_entries(speech):
         if entry["id"] == model_id:
             return entry
@@ -56,13 +59,7 @@ def get_model(model_id: str, speech: SpeechDep, settings: SettingsDep, manager: 
         except StudioError:
             pass
         else:
-            return {
-                "id": model_id,
-                "object": "model",
-                "created": CREATED,
-                "owned_by": "tts-studio",
-                "engine": engine_id,
-            }
+            return _alias(model_id, engine_id)
     raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
 
 
