@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, RedirectResponse
 
 from tts_studio import __version__
 from tts_studio.api.admission import RequestSlots
 from tts_studio.api.deps import require_api_key
 from tts_studio.api.errors import install_error_handlers
+from tts_studio.api.guard import BrowserGuard, BrowserPolicy
 from tts_studio.api.request_id import RequestIdMiddleware
-from tts_studio.api.routes import health, models, speech, transcriptions, voices
+from tts_studio.api.routes import docs, health, models, speech, transcriptions, voices
 from tts_studio.config import Settings
 from tts_studio.engines.registry import EngineSpec, default_registry
 from tts_studio.offline import disable_telemetry
@@ -38,28 +38,29 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.state.voices = services.voices
         app.state.speech = services.speech
         app.state.speech_slots = RequestSlots(settings.max_active_requests)
+        app.state.transcription_slots = RequestSlots(settings.max_active_transcriptions, "transcription")
         app.state.started = time.monotonic()
         try:
             yield
         finally:
             services.manager.unload_all()
 
-    app = FastAPI(title="TTS Studio", version=__version__, lifespan=lifespan)
+    # No CDN pages: /docs is our own local page (routes/docs.py), /redoc is off.
+    app = FastAPI(
+        title="TTS Studio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     install_error_handlers(app)
 
     app.add_middleware(RequestIdMiddleware)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["*"],  # Starlette echoes the requested headers, Authorization included
-            expose_headers=["x-request-id"],
-        )
+    # Outermost: Host/Origin policy and CORS run before anything else sees the request.
+    app.add_middleware(
+        BrowserGuard, policy=BrowserPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins)
+    )
 
     protected = [Depends(require_api_key)]
     for module in (speech, models, voices, transcriptions):
         app.include_router(module.router, prefix="/v1", dependencies=protected)
+    app.include_router(docs.router, dependencies=protected)
     app.include_router(health.router)
     if settings.enable_ui:
         from tts_studio.ui.app import ASSETS, UI_PATH, mount_ui  # gradio is imported only when the UI is on

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from logging.handlers import RotatingFileHandler
 
 from tts_studio import __version__
-from tts_studio.config import Settings
+from tts_studio.config import Settings, exposed_without_key
 
 log = logging.getLogger("tts_studio")
 
@@ -54,7 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8600; the next free one if busy)")
     serve.add_argument("--device", help="device for GPU engines: auto, cuda, cuda:N, mps, cpu")
-    serve.add_argument("--api-key", help="require this bearer token on /v1 routes")
+    serve.add_argument(
+        "--api-key",
+        help="require this bearer token (visible to other local users in the process list: prefer "
+        "TTS_STUDIO_API_KEY, a .env file or --api-key-file)",
+    )
+    serve.add_argument("--api-key-file", help="read the API key from this file")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
     serve.add_argument("--idle-unload-seconds", type=float, help="unload engines idle this long")
     serve.add_argument("--open-browser", action="store_true", help="open the studio in the browser once it answers")
@@ -150,6 +155,14 @@ def serve(settings: Settings, open_browser: bool = False) -> int:
     if port != settings.port:
         log.warning("Port %d is busy; using %d instead.", settings.port, port)
     settings = settings.with_overrides(port=port)
+    if exposed_without_key(settings):
+        log.warning(
+            "Listening on %s without an API key: anyone who can reach this machine can use the studio and "
+            "your voices. Set TTS_STUDIO_API_KEY (or api_key_file).",
+            settings.host,
+        )
+    if "*" in settings.allowed_origins and settings.api_key is None:
+        log.warning("allowed_origins is '*' without an API key: every web page you visit can use the studio.")
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=port, log_config=None, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
@@ -175,11 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings().with_overrides(
         **{
-            k: getattr(args, k, None) for k in ("host", "port", "device", "api_key", "log_level", "idle_unload_seconds")
+            k: getattr(args, k, None)
+            for k in ("host", "port", "device", "api_key", "api_key_file", "log_level", "idle_unload_seconds")
         },
         enable_ui=False if getattr(args, "no_ui", False) else None,
     )
     setup_logging(settings)
+    if getattr(args, "api_key", None):
+        log.warning("--api-key is visible to every user of this machine in the process list; prefer "
+                    "TTS_STUDIO_API_KEY, a .env file or --api-key-file.")  # fmt: skip
     if args.command == "serve":
         return serve(settings, open_browser=args.open_browser)
     if args.command == "engines":

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import PlatformDirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "TTSStudio"
@@ -49,11 +49,25 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to bind; keep 127.0.0.1 unless you want LAN access.")
     port: int = Field(DEFAULT_PORT, ge=0, le=65535, description="Port; the next free one is used if busy.")
     device: str = Field("auto", description="Device for GPU engines: auto, cuda, cuda:N, mps or cpu.")
-    api_key: SecretStr | None = Field(None, description="When set, /v1 routes require `Authorization: Bearer <key>`.")
-    cors_origins: list[str] = Field(["*"], description="Origins allowed by CORS; [] turns CORS off.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, every route but /health requires it (`Authorization: Bearer <key>`); empty: none."
+    )
+    api_key_file: Path | None = Field(None, description="A file holding the API key (keeps it off the command line).")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins, besides loopback ones and the studio's own, that may call it from a browser; "
+        '["*"] allows every site (unsafe without a key).',
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names, besides loopback ones and the bound host, that it answers to (DNS rebinding guard).",
+    )
     max_input_chars: int = Field(4096, ge=1, description="Longest `input` accepted on /v1/audio/speech.")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest JSON request body (413 above).")
     max_active_requests: int = Field(16, ge=1, description="Speech requests in flight at once (429 above).")
+    max_active_transcriptions: int = Field(
+        4, ge=1, description="Transcription requests in flight at once (429 above); Whisper shares the CPU."
+    )
     idle_unload_seconds: float = Field(300.0, description="Unload an engine idle this long; <0 never, 0 at once.")
     model_map: dict[str, list[str]] = Field(
         default_factory=_default_model_map,
@@ -90,6 +104,28 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Logging level.")
     enable_ui: bool = Field(True, description="Serve the studio UI at /ui (off: API only, no gradio import).")
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(raw, str) and not raw.strip() else value
+
+    @model_validator(mode="after")
+    def _key_from_file(self) -> Settings:
+        if self.api_key is None and self.api_key_file is not None:
+            try:
+                key = self.api_key_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"api_key_file {self.api_key_file} cannot be read: {exc.strerror}") from None
+            if key:
+                self.api_key = SecretStr(key)
+        return self
+
+    @property
+    def key(self) -> str | None:
+        """The API key in effect, or None when the studio has none."""
+        return self.api_key.get_secret_value() if self.api_key is not None else None
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, value: str) -> str:
@@ -115,6 +151,24 @@ class Settings(BaseSettings):
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return Settings.model_validate(data)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def exposed_without_key(settings: Settings) -> bool:
+    """Bound beyond loopback with no API key: anyone on the network can use the studio."""
+    return settings.api_key is None and not is_loopback_host(settings.host)
 
 
 def settings_table() -> str:

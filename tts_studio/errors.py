@@ -80,5 +80,13 @@ class EngineUnavailable(StudioError):
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    """The OpenAI error envelope: all four keys, always."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    """The OpenAI error envelope: all four keys, always; text that is not valid Unicode (lone surrogates
+    from a hostile request) is replaced, never echoed raw."""
+    return {"error": {"message": clean_text(message), "type": type_, "param": clean_text(param), "code": code}}
+
+
+def clean_text(value: str | None) -> str | None:
+    """`value` with anything UTF-8 cannot encode (lone surrogates) replaced by "?"."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "replace").decode("utf-8")

@@ -15,9 +15,18 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 # A sentence ends at . ! ? … (plus closing quotes/brackets) followed by space, or at CJK full stops.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|(?<=[。！？])")
 _CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+|(?<=[，；：])")
+_NUMBER = re.compile(r"\d(?:[\d,]*\d)?")
+LONGEST_NUMBER = 15  # digits read as one number; longer ones are read digit by digit (engines overflow)
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol mt ft approx dept est inc ltd co".split()  # noqa: SIM905
 )
+
+
+def _spell_long_number(match: re.Match[str]) -> str:
+    digits = match.group().replace(",", "")
+    if len(digits) <= LONGEST_NUMBER:
+        return match.group()
+    return " ".join(digits)
 
 
 def normalize(text: str) -> str:
@@ -28,6 +37,7 @@ def normalize(text: str) -> str:
     text = _MD_LINK.sub(r"\1", text)
     text = _URL.sub("link", text)
     text = _MD_MARKS.sub(r"\1", text)
+    text = _NUMBER.sub(_spell_long_number, text)
     text = _SPACES.sub(" ", text)
     text = _BLANK_LINES.sub("\n\n", text)
     return "\n".join(line.strip() for line in text.split("\n")).strip()

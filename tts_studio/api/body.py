@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -12,6 +12,27 @@ from tts_studio.api.errors import validation_error
 from tts_studio.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
+MAX_DEPTH = 32  # no request of ours nests deeper than a few levels
+
+
+def check_json(value: Any, depth: int = 0) -> None:
+    """400 for JSON nested deeper than MAX_DEPTH or holding text that is not valid Unicode."""
+    if depth > MAX_DEPTH:
+        raise InvalidRequest(f"The request body is nested deeper than {MAX_DEPTH} levels.", code="invalid_json")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                "The request body contains invalid Unicode (an unpaired surrogate escape).", code="invalid_json"
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_json(key, depth + 1)
+            check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, depth + 1)
 
 
 async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
@@ -31,6 +52,11 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+    except RecursionError:
+        raise InvalidRequest(
+            f"The request body is nested deeper than {MAX_DEPTH} levels.", code="invalid_json"
+        ) from None
+    check_json(data)
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     try:

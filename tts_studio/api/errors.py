@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tts_studio.errors import InvalidRequest, StudioError, error_body
 
@@ -43,6 +44,35 @@ def _response(exc: StudioError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
+class CrashGuard:
+    """Innermost middleware: an unexpected exception becomes the 500 envelope *here*, so the server's
+    last-resort handler never re-raises and the client's keep-alive connection stays usable."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:
+            if started:
+                raise  # mid-stream: nothing can be sent any more; uvicorn closes the connection
+            log.error("Unhandled error", exc_info=exc)
+            body = error_body("The server had an internal error; see its log.", "server_error", None, "internal_error")
+            await JSONResponse(body, status_code=500)(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def studio(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StudioError)
@@ -70,3 +100,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http)
     app.add_exception_handler(Exception, crash)
+    app.add_middleware(CrashGuard)  # added first: innermost of the middleware

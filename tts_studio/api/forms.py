@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
+from starlette.types import Message
 
-from tts_studio.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from tts_studio.errors import InvalidRequest, PayloadTooLarge, StudioError, UnsupportedMediaType
 
 FORM_SLACK = 256 * 1024  # room for the other fields and the multipart framing
 
@@ -23,11 +24,25 @@ async def read_form(request: Request, max_file_bytes: int) -> FormData:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise UnsupportedMediaType(f"Expected multipart/form-data, got '{media_type or 'nothing'}'.")
+    cap = max_file_bytes + FORM_SLACK
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_file_bytes + FORM_SLACK:
+    if declared is not None and declared.isdigit() and int(declared) > cap:
         raise PayloadTooLarge(f"The upload is larger than {max_file_bytes} bytes.")
+    received = 0
+
+    async def capped_receive() -> Message:
+        """The body as it arrives, stopped at the cap (chunked uploads declare no length)."""
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > cap:
+            raise PayloadTooLarge(f"The upload is larger than {max_file_bytes} bytes.")
+        return message
+
     try:
-        return await request.form(max_files=2, max_fields=50)
+        return await Request(request.scope, capped_receive).form(max_files=2, max_fields=50)
+    except StudioError:
+        raise
     except Exception as exc:  # malformed multipart bodies raise several parser errors
         raise InvalidRequest(f"The multipart body could not be parsed ({type(exc).__name__}).") from None
 

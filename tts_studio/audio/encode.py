@@ -27,7 +27,7 @@ FORMATS: dict[str, Format] = {
     "opus": Format("ogg", "libopus", "audio/opus", 32_000, (("page_duration", "100000"),)),
     "aac": Format("adts", "aac", "audio/aac", 64_000),
     "flac": Format("flac", "flac", "audio/flac"),
-    "wav": Format("wav", "pcm_s16le", "audio/wav"),
+    "wav": Format("wav", "pcm_s16le", "audio/wav", None, (("fflags", "+bitexact"),)),  # canonical 44-byte header
     "pcm": Format(None, "pcm_s16le", "audio/pcm"),
 }
 MIME_TYPES = {name: fmt.mime for name, fmt in FORMATS.items()}

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tts_studio.audio.decode import AudioLimits
-from tts_studio.config import Settings
+from tts_studio.config import OPENAI_VOICES, Settings
 from tts_studio.engines.manager import ModelManager
 from tts_studio.engines.registry import EngineSpec
 from tts_studio.services.history import History
@@ -35,6 +35,7 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
         settings.bundled_voices_dir,
         AudioLimits(max_bytes=settings.voice_max_bytes, max_seconds=settings.voice_max_seconds),
         transcriber.for_library if settings.auto_transcribe else None,
+        reserved_names={*OPENAI_VOICES, *(voice for spec in engines.values() for voice in spec.info.voices)},
     )
     bundled_map = settings.bundled_voices_dir / "openai_voice_map.json" if settings.bundled_voices_dir else None
     mapping = VoiceMap(bundled_map, settings.data_dir / "voice_map.json", settings.voice_map)

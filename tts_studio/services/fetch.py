@@ -40,13 +40,17 @@ def refusal(address: str) -> str | None:
 
 def _checked_target(url: str, resolver: Resolver) -> tuple[str, str, str]:
     """(url with the host replaced by a checked IP, original host, scheme) or a 400."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        explicit_port = parts.port  # raises on a malformed or out-of-range port
+        host = parts.hostname
+    except ValueError:
+        raise InvalidRequest("'voice_url' is not a valid URL.", param="voice_url", code="invalid_url") from None
     if parts.scheme not in ("http", "https"):
         raise InvalidRequest("'voice_url' must be an http(s) URL.", param="voice_url", code="invalid_url")
-    host = parts.hostname
     if not host:
         raise InvalidRequest("'voice_url' has no host.", param="voice_url", code="invalid_url")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = explicit_port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = [str(ipaddress.ip_address(host))]  # a literal address needs no lookup
     except ValueError:

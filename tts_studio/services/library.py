@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 Transcribe = Callable[[DecodedAudio, str], str]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME = 100
+MAX_LANGUAGE = 16
+MAX_TRANSCRIPT = 4096
+_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,24 @@ def clean_name(name: str | None) -> str:
         raise InvalidRequest("'name' must not be empty.", param="name", code="empty_string")
     if len(cleaned) > MAX_NAME:
         raise InvalidRequest(f"'name' is longer than {MAX_NAME} characters.", param="name")
+    return cleaned
+
+
+def clean_language(language: str | None) -> str:
+    """A language tag such as 'en' or 'pt-BR' (the same rule on upload and edit)."""
+    cleaned = (language or "").strip() or "en"
+    if len(cleaned) > MAX_LANGUAGE or not _LANGUAGE.fullmatch(cleaned):
+        raise InvalidRequest(
+            f"'language' must be a language tag such as 'en' or 'pt-BR' (at most {MAX_LANGUAGE} characters).",
+            param="language",
+        )
+    return cleaned
+
+
+def clean_transcript(transcript: str | None) -> str:
+    cleaned = _CONTROL.sub(" ", transcript or "").strip()
+    if len(cleaned) > MAX_TRANSCRIPT:
+        raise InvalidRequest(f"'transcript' is longer than {MAX_TRANSCRIPT} characters.", param="transcript")
     return cleaned
 
 
@@ -127,8 +148,10 @@ class VoiceLibrary:
         bundled_dir: Path | None = None,
         limits: AudioLimits | None = None,
         transcribe: Transcribe | None = None,
+        reserved_names: Iterable[str] = (),
     ) -> None:
         self.root = root
+        self.reserved_names = frozenset(name.casefold() for name in reserved_names)
         self.limits = limits or AudioLimits()
         self._transcribe = transcribe
         self._lock = threading.RLock()
@@ -225,6 +248,12 @@ class VoiceLibrary:
 
     # -- writing --------------------------------------------------------------------------
     def _check_unique(self, name: str, except_id: str | None = None) -> None:
+        if name.casefold() in self.reserved_names:
+            raise InvalidRequest(
+                f"'{name}' is an OpenAI or engine voice name; a voice of yours cannot take it (choose another).",
+                param="name",
+                code="reserved_name",
+            )
         for voice in self.all():
             if voice.id != except_id and voice.name.casefold() == name.casefold():
                 raise InvalidRequest(
@@ -253,15 +282,16 @@ class VoiceLibrary:
         transcript is Whisper's, unedited (the UI fills it in before saving)."""
         display = clean_name(name)
         self._check_unique(display)
+        language = clean_language(language)
+        text = clean_transcript(transcript)
         audio = decode_audio(data, self.limits)
-        text = (transcript or "").strip()
         source = ("auto" if transcript_is_auto else "user") if text else "none"
         if not text:
             text = self.transcribe(audio, language)
             source = "auto" if text else "none"
         wav = reference_wav(audio)
         voice = Voice(
-            id=f"voice_{uuid.uuid4().hex[:24]}", name=display, language=language or "en", transcript=text,
+            id=f"voice_{uuid.uuid4().hex[:24]}", name=display, language=language, transcript=text,
             duration=round(audio.duration, 3), sample_rate=audio.sample_rate,
             content_hash=hashlib.sha256(wav).hexdigest(), created_at=int(time.time()), source="upload",
             consent=consent, transcript_source=source, original_ext=_extension(filename),
@@ -301,10 +331,10 @@ class VoiceLibrary:
                 changes["name"] = clean_name(name)
                 self._check_unique(changes["name"], except_id=voice_id)
             if transcript is not None:
-                changes["transcript"] = transcript.strip()
-                changes["transcript_source"] = "user" if transcript.strip() else "none"
+                changes["transcript"] = clean_transcript(transcript)
+                changes["transcript_source"] = "user" if changes["transcript"] else "none"
             if language is not None:
-                changes["language"] = language.strip() or "en"
+                changes["language"] = clean_language(language)
             updated = replace(voice, **changes)
             self._write_index({**self._voices, voice_id: updated})
             self._voices[voice_id] = updated

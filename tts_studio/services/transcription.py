@@ -89,7 +89,7 @@ class Transcriber:
                                      seg.temperature))  # fmt: skip
                 for w in seg.words or ():
                     words.append({"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)})
-        text = " ".join(seg.text.strip() for seg in found).strip()
+        text = " ".join(piece for piece in (seg.text.strip() for seg in found) if piece)
         return Transcript(text, info.language, round(audio.duration, 3), tuple(found), tuple(words))
 
     def for_library(self, audio: DecodedAudio, language: str) -> str:

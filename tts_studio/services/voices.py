@@ -47,6 +47,10 @@ class VoiceMap:
     def get(self, name: str) -> list[str]:
         return self._fixed.get(name) or self._user.get(name) or self._default.get(name) or []
 
+    def default(self, name: str) -> list[str]:
+        """The bundled candidates: the fallback when the chosen voice does not fit an engine."""
+        return self._default.get(name, [])
+
     def source(self, name: str) -> str:
         return "settings" if name in self._fixed else "user" if name in self._user else "default"
 
@@ -80,13 +84,6 @@ class VoiceCatalog:
     def _cloning_engines(self) -> list[str]:
         return [eid for eid, info in self._engines.items() if info.cloning]
 
-    def _engines_for(self, ref: str) -> list[str]:
-        """Engines that can speak `ref` (an engine voice or a library voice; no OpenAI mapping)."""
-        engines = self._builtin_engines(ref)
-        if self.library.find(ref) is not None:
-            engines += [e for e in self._cloning_engines() if e not in engines]
-        return engines
-
     # -- listing ---------------------------------------------------------------------------
     def _library_json(self, voice: Voice) -> dict[str, Any]:
         return {
@@ -100,12 +97,20 @@ class VoiceCatalog:
         }  # fmt: skip
 
     def _openai_json(self, name: str) -> dict[str, Any]:
-        targets = self.mapping.get(name)
-        engines = sorted({e for t in targets for e in self._engines_for(t)})
+        engines = [eid for eid, info in self._engines.items() if self._speakable(name, info)]
         return {"id": name, "name": name, "object": "audio.voice", "kind": "openai", "engines": engines,
-                "maps_to": targets, "mapping_source": self.mapping.source(name)}  # fmt: skip
+                "maps_to": self.mapping.get(name), "mapping_source": self.mapping.source(name)}  # fmt: skip
 
-    def entries(self) -> list[dict[str, Any]]:
+    def _speakable(self, voice: str, info: EngineInfo) -> bool:
+        try:
+            self.resolve(voice, info)
+        except InvalidRequest:
+            return False
+        return True
+
+    def entries(self, include_unspeakable: bool = False) -> list[dict[str, Any]]:
+        """Every voice a client may pick: by default only those an installed engine can speak; with
+        `include_unspeakable`, all of them, each marked `speakable` with the `reason` when it is not."""
         entries = [self._library_json(v) for v in self.library.all()]
         seen = {e["id"] for e in entries}
         for info in self._engines.values():
@@ -123,51 +128,72 @@ class VoiceCatalog:
                         }
                     )
         entries.extend(self._openai_json(name) for name in OPENAI_VOICES if name not in seen)
-        return entries
+        for entry in entries:
+            entry["speakable"] = bool(entry["engines"])
+            if not entry["speakable"]:
+                entry["reason"] = (
+                    "No installed engine can speak it: cloned voices need a cloning engine "
+                    "(pip install 'tts-studio[chatterbox]' or 'tts-studio[voxcpm]')."
+                )
+        return entries if include_unspeakable else [e for e in entries if e["speakable"]]
 
     def entry(self, voice_id: str) -> dict[str, Any]:
-        for entry in self.entries():
+        for entry in self.entries(include_unspeakable=True):
             if entry["id"] == voice_id:
                 return entry
         raise NotFound(f"The voice '{voice_id}' does not exist.", param="voice_id", code="voice_not_found")
 
     # -- resolution ------------------------------------------------------------------------
-    def _direct(self, ref: str, info: EngineInfo) -> ResolvedVoice | None:
-        """`ref` as a library id, engine voice or unique library name, if this engine can speak it."""
-        voice = self.library.get(ref)
-        if voice is None and ref not in info.voices:
-            voice = self.library.find(ref)
-        if voice is not None:
-            return ResolvedVoice(voice.id, self.library.reference(voice.id)) if info.cloning else None
-        return ResolvedVoice(ref) if ref in info.voices else None
+    def _library_voice(self, voice: Voice, info: EngineInfo) -> ResolvedVoice:
+        if not info.cloning:
+            raise self._cannot(voice, info)
+        return ResolvedVoice(voice.id, self.library.reference(voice.id))
 
-    def _cannot(self, voice: str, info: EngineInfo, engines: list[str]) -> InvalidRequest:
-        known = self.library.find(voice)
-        if known is not None and known.name != voice:
-            voice = f"{known.name}' ('{known.id}"
-        reason = "" if info.cloning else " (it cannot clone voices)"
+    def _target(self, ref: str, info: EngineInfo) -> ResolvedVoice | None:
+        """An OpenAI-name target (library id or name, or engine voice), if this engine can speak it."""
+        if ref in info.voices:
+            return ResolvedVoice(ref)
+        voice = self.library.find(ref)
+        if voice is not None and info.cloning:
+            return ResolvedVoice(voice.id, self.library.reference(voice.id))
+        return None
+
+    def _cannot(self, voice: Voice | str, info: EngineInfo) -> InvalidRequest:
+        if isinstance(voice, Voice):
+            shown, engines = f"{voice.name}' ('{voice.id}", self._cloning_engines()
+        else:
+            shown, engines = voice, self._builtin_engines(voice)
+        reason = "" if info.cloning else ", which cannot clone voices"
         can = ", ".join(engines) or "none installed (a cloning engine such as chatterbox or voxcpm is needed)"
         return InvalidRequest(
-            f"The voice '{voice}' cannot be spoken by the engine '{info.id}'{reason}. Engines that can: {can}.",
+            f"The voice '{shown}' cannot be spoken by the engine '{info.id}'{reason}. Engines that can: {can}.",
             param="voice",
             code="voice_not_supported",
         )
 
     def resolve(self, voice: str, info: EngineInfo) -> ResolvedVoice:
-        """What engine `info` should speak for `voice`, or a 400 that says why it cannot."""
-        resolved = self._direct(voice, info)
-        if resolved is not None:
-            return resolved
-        if voice in OPENAI_VOICES and self.library.find(voice) is None:
-            targets = self.mapping.get(voice)
-            for target in targets:
-                resolved = self._direct(target, info)
+        """What engine `info` speaks for `voice`, or a 400 saying why it cannot. One order, always:
+        library voice id -> OpenAI name -> engine voice -> unique library display name."""
+        by_id = self.library.get(voice)
+        if by_id is not None:
+            return self._library_voice(by_id, info)
+        if voice in OPENAI_VOICES:
+            # The user's or settings' choice first, then the bundled defaults, then the engine's own
+            # first voice: an OpenAI name always speaks on every engine.
+            for target in [*self.mapping.get(voice), *self.mapping.default(voice)]:
+                resolved = self._target(target, info)
                 if resolved is not None:
                     return resolved
-            engines = sorted({e for t in targets for e in self._engines_for(t)})
-            raise self._cannot(voice, info, engines)
-        if self.library.find(voice) is not None or self._builtin_engines(voice):
-            raise self._cannot(voice, info, self._engines_for(voice))
+            if info.voices:
+                return ResolvedVoice(info.voices[0])
+            raise self._cannot(voice, info)
+        if voice in info.voices:
+            return ResolvedVoice(voice)
+        if self._builtin_engines(voice):
+            raise self._cannot(voice, info)
+        by_name = self.library.find(voice)
+        if by_name is not None:
+            return self._library_voice(by_name, info)
         known = ", ".join(e["id"] for e in self.entries()[:20])
         raise InvalidRequest(f"Unknown voice '{voice}'. Known voices include: {known}.", param="voice")
 

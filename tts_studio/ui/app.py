@@ -11,6 +11,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from tts_studio import __version__
+from tts_studio.config import exposed_without_key
 from tts_studio.services.container import Services
 from tts_studio.ui import connect, models_tab, speak, voices_tab
 from tts_studio.ui.context import Studio
@@ -33,6 +34,12 @@ def theme() -> gr.themes.Base:
 def build_ui(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="TTS Studio", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.HTML(f'<div id="studio-header"><h1>TTS Studio</h1><span>local · private · v{__version__}</span></div>')
+        if exposed_without_key(studio.settings):
+            gr.HTML(
+                '<div id="exposure-banner" role="alert">This studio listens beyond this computer '
+                f"({studio.settings.host}) without an API key: anyone on your network can use it and your "
+                "voices. Set TTS_STUDIO_API_KEY (or api_key_file) and restart.</div>"
+            )
         with gr.Tabs():
             with gr.Tab("Speak", id="speak", elem_id="tab-speak") as speak_tab:
                 speaking = speak.build(studio)
@@ -51,6 +58,7 @@ def build_ui(studio: Studio) -> gr.Blocks:
             tab.select(fresh_lists, None, managing["lists"], queue=False)
         models_page.select(models["refresh"], None, models["outputs"], queue=False)
         demo.load(speaking["show_params"], speaking["model"], speaking["param_outputs"], queue=False)
+    demo.run_history = False  # no run-history page or Hugging Face bucket routes (they reach a saved HF token)
     queued: gr.Blocks = demo.queue(max_size=32, default_concurrency_limit=2)
     return queued
 

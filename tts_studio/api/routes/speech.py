@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from tts_studio.api.admission import RequestSlots
 from tts_studio.api.body import read_json
 from tts_studio.api.deps import SettingsDep, SpeechDep
+from tts_studio.api.openapi_bodies import json_body
 from tts_studio.api.schemas import SpeechBody
 from tts_studio.api.streaming import ClosingStreamingResponse, first_item
 from tts_studio.audio.encode import MIME_TYPES, encode_stream
@@ -24,12 +25,7 @@ from tts_studio.services.speech import SpeechOrder, SpeechStream
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-_OPENAPI_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": SpeechBody.model_json_schema()}},
-    }
-}
+_OPENAPI_BODY = json_body(SpeechBody)
 
 
 def _event(payload: dict[str, Any]) -> bytes:

@@ -10,10 +10,12 @@ import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
+from tts_studio.api.admission import RequestSlots
 from tts_studio.api.deps import SettingsDep
 from tts_studio.api.forms import file_field, list_field, read_form, text_field
-from tts_studio.audio.decode import AudioLimits, decode_audio
-from tts_studio.errors import InvalidRequest, ModelNotFound
+from tts_studio.api.openapi_bodies import TRANSCRIPTION_BODY
+from tts_studio.audio.decode import AudioLimits, DecodedAudio, decode_audio
+from tts_studio.errors import InvalidRequest, ModelNotFound, UnsupportedMediaType
 from tts_studio.services.transcription import Transcriber, Transcript
 
 router = APIRouter()
@@ -55,15 +57,34 @@ def _verbose(transcript: Transcript, words: bool) -> dict[str, Any]:
     return body
 
 
-def _events(transcript: Transcript) -> Iterator[bytes]:
+def text_deltas(transcript: Transcript) -> list[str]:
+    """One delta per segment, joining to exactly `transcript.text` (segments carry Whisper's leading
+    spaces; the final text has none at its start)."""
+    deltas: list[str] = []
     for seg in transcript.segments:
-        yield b"data: " + json.dumps({"type": "transcript.text.delta", "delta": seg.text}).encode() + b"\n\n"
+        piece = seg.text.strip()
+        if piece:
+            deltas.append(f" {piece}" if deltas else piece)
+    return deltas
+
+
+def _events(transcript: Transcript) -> Iterator[bytes]:
+    for delta in text_deltas(transcript):
+        yield b"data: " + json.dumps({"type": "transcript.text.delta", "delta": delta}).encode() + b"\n\n"
     done = {"type": "transcript.text.done", "text": transcript.text,
             "usage": {"type": "duration", "seconds": max(1, round(transcript.duration))}}  # fmt: skip
     yield b"data: " + json.dumps(done).encode() + b"\n\n"
 
 
-@router.post("/audio/transcriptions")
+def _decode(data: bytes) -> DecodedAudio:
+    """The upload as audio; unreadable files are a 400, as OpenAI answers."""
+    try:
+        return decode_audio(data, AudioLimits(max_bytes=MAX_BYTES, min_seconds=0.05, max_seconds=3600), param="file")
+    except UnsupportedMediaType as exc:
+        raise InvalidRequest(exc.message, param="file", code="invalid_file_format") from None
+
+
+@router.post("/audio/transcriptions", openapi_extra=TRANSCRIPTION_BODY)
 async def create_transcription(request: Request, settings: SettingsDep) -> Response:
     form = await read_form(request, MAX_BYTES)
     model = text_field(form, "model", required=True)
@@ -86,14 +107,15 @@ async def create_transcription(request: Request, settings: SettingsDep) -> Respo
     granularities = list_field(form, "timestamp_granularities")
     stream = (text_field(form, "stream") or "false").lower() == "true" and model != "whisper-1"
     upload = await file_field(form, ("file",), MAX_BYTES)
-    audio = decode_audio(upload.data, AudioLimits(max_bytes=MAX_BYTES, min_seconds=0.05, max_seconds=3600),
-                         param="file")  # fmt: skip
+    prompt = text_field(form, "prompt")
+    words = "word" in granularities
     transcriber: Transcriber = request.app.state.transcriber
-    transcript = await anyio.to_thread.run_sync(
-        lambda: transcriber.transcribe(
-            audio, language, text_field(form, "prompt"), temperature, word_timestamps="word" in granularities
+    slots: RequestSlots = request.app.state.transcription_slots
+    with slots.held():
+        audio = await anyio.to_thread.run_sync(_decode, upload.data)
+        transcript = await anyio.to_thread.run_sync(
+            lambda: transcriber.transcribe(audio, language, prompt, temperature, word_timestamps=words)
         )
-    )
     if stream:
         return StreamingResponse(_events(transcript), media_type="text/event-stream")
     if fmt == "text":
@@ -101,6 +123,6 @@ async def create_transcription(request: Request, settings: SettingsDep) -> Respo
     if fmt in ("srt", "vtt"):
         return PlainTextResponse(subtitles(transcript, fmt))
     if fmt == "verbose_json":
-        return JSONResponse(_verbose(transcript, "word" in granularities))
+        return JSONResponse(_verbose(transcript, words))
     usage = {"type": "duration", "seconds": max(1, round(transcript.duration))}
     return JSONResponse({"text": transcript.text, "usage": usage})

@@ -12,16 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from tts_studio.api.body import read_json
 from tts_studio.api.deps import SettingsDep, VoicesDep
 from tts_studio.api.forms import bool_field, file_field, read_form, text_field
+from tts_studio.api.openapi_bodies import VOICE_UPLOAD_BODY, json_body
 from tts_studio.errors import InvalidRequest
+from tts_studio.services.library import MAX_LANGUAGE, MAX_NAME, MAX_TRANSCRIPT
 
 router = APIRouter()
 
 
 class VoicePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, max_length=100)
-    transcript: str | None = Field(None, max_length=4096)
-    language: str | None = Field(None, max_length=16)
+    name: str | None = Field(None, max_length=MAX_NAME)
+    transcript: str | None = Field(None, max_length=MAX_TRANSCRIPT)
+    language: str | None = Field(None, max_length=MAX_LANGUAGE)
 
 
 class VoiceAssignment(BaseModel):
@@ -31,11 +33,13 @@ class VoiceAssignment(BaseModel):
 
 @router.get("/audio/voices")
 @router.get("/voices", include_in_schema=False)  # the alias VoxCPM all-in-one clients call
-def list_voices(voices: VoicesDep) -> dict[str, Any]:
-    return {"object": "list", "voices": voices.entries()}
+def list_voices(voices: VoicesDep, all: bool = False) -> dict[str, Any]:
+    """Voices an installed engine can speak (each with those engines); `?all=true`: every voice, with
+    `speakable` and the `reason` when it is not."""
+    return {"object": "list", "voices": voices.entries(include_unspeakable=all)}
 
 
-@router.post("/audio/voices")
+@router.post("/audio/voices", openapi_extra=VOICE_UPLOAD_BODY)
 async def create_voice(request: Request, voices: VoicesDep, settings: SettingsDep) -> dict[str, Any]:
     """OpenAI's multipart fields (`name`, `audio_sample`, `consent`) plus `transcript` and `language`."""
     form = await read_form(request, settings.voice_max_bytes)
@@ -61,7 +65,7 @@ def get_voice_map(voices: VoicesDep) -> dict[str, Any]:
     return {"object": "list", "data": [v for v in voices.entries() if v["kind"] == "openai"]}
 
 
-@router.put("/audio/voice_map/{name}")
+@router.put("/audio/voice_map/{name}", openapi_extra=json_body(VoiceAssignment))
 async def assign_voice(name: str, request: Request, voices: VoicesDep, settings: SettingsDep) -> dict[str, Any]:
     body = await read_json(request, VoiceAssignment, settings.max_body_bytes)
     return voices.assign(name, body.voice)
@@ -85,7 +89,7 @@ def voice_audio(voice_id: str, voices: VoicesDep, original: bool = False) -> Fil
     return FileResponse(path, media_type=media or "application/octet-stream", filename=path.name)
 
 
-@router.patch("/audio/voices/{voice_id}")
+@router.patch("/audio/voices/{voice_id}", openapi_extra=json_body(VoicePatch))
 async def edit_voice(voice_id: str, request: Request, voices: VoicesDep, settings: SettingsDep) -> dict[str, Any]:
     patch = await read_json(request, VoicePatch, settings.max_body_bytes)
     voices.library.update(voice_id, name=patch.name, transcript=patch.transcript, language=patch.language)

@@ -1,0 +1,43 @@
+"""Request bodies for `/openapi.json` of the routes that read their bodies by hand (to answer 400/413/415
+envelopes instead of FastAPI's 422): JSON models and the multipart uploads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+def form_body(required: list[str], properties: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+_FILE = {"type": "string", "format": "binary"}
+VOICE_UPLOAD_BODY = form_body(
+    ["name", "audio_sample"],
+    {
+        "name": {"type": "string", "maxLength": 100, "description": "Display name (not an OpenAI or engine voice)."},
+        "audio_sample": {**_FILE, "description": "wav, mp3, flac, ogg/opus, m4a/aac or webm; 1-120 s."},
+        "consent": {"type": "string", "description": "true/false or an OpenAI consent id."},
+        "transcript": {"type": "string", "maxLength": 4096},
+        "language": {"type": "string", "maxLength": 16, "default": "en"},
+    },
+)
+TRANSCRIPTION_BODY = form_body(
+    ["file", "model"],
+    {
+        "file": {**_FILE, "description": "Audio up to 25 MiB and one hour."},
+        "model": {"type": "string", "examples": ["whisper-1", "gpt-4o-mini-transcribe"]},
+        "language": {"type": "string", "enum": ["en"]},
+        "prompt": {"type": "string"},
+        "response_format": {"type": "string", "enum": ["json", "text", "srt", "verbose_json", "vtt"]},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
+        "stream": {"type": "boolean"},
+    },
+)
