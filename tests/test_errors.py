@@ -274,7 +274,7 @@ def test_cors_preflight_allows_sdk_headers(server: LiveServer) -> None:
     assert simple.headers["x-request-id"]
 
 
-def test_cors_can_be_turned_off(live_server: Callable[..., LiveServer]) -> None:
-    live = live_server(cors_origins=[])
-    response = httpx.get(f"{live.base_url}/models", headers={"Origin": "http://evil.example"})
-    assert "access-control-allow-origin" not in response.headers
+def test_foreign_origin_gets_no_cors_and_no_answer(server: LiveServer) -> None:
+    response = httpx.get(f"{server.base_url}/models", headers={"Origin": "http://evil.example"})
+    assert response.status_code == 403 and "access-control-allow-origin" not in response.headers
+    assert_envelope(response.json(), "origin_not_allowed")

@@ -57,7 +57,9 @@ def test_add_and_delete_voice_events(ui: Any, ui_server: LiveServer) -> None:  #
     saved = ui.predict(handle_file(str(VOICES / "lark.flac")), "Evt", "en", "We packed a picnic.", True, "",
                        api_name="/add_voice")  # fmt: skip
     assert saved[0].startswith("Saved 'Evt'")
-    voice = next(v for v in httpx.get(f"{ui_server.base_url}/audio/voices?all=true").json()["voices"] if v["name"] == "Evt")
+    voice = next(
+        v for v in httpx.get(f"{ui_server.base_url}/audio/voices?all=true").json()["voices"] if v["name"] == "Evt"
+    )
     assert voice["transcript_source"] == "user"
     duplicate = ui.predict(handle_file(str(VOICES / "lark.flac")), "evt", "en", "x", True, "", api_name="/add_voice")
     assert "already exists" in duplicate[0]

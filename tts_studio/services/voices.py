@@ -160,13 +160,13 @@ class VoiceCatalog:
 
     def _cannot(self, voice: Voice | str, info: EngineInfo) -> InvalidRequest:
         if isinstance(voice, Voice):
-            shown, engines = f"{voice.name}' ('{voice.id}", self._cloning_engines()
+            shown, engines = f"'{voice.name}' ({voice.id})", self._cloning_engines()
         else:
-            shown, engines = voice, self._builtin_engines(voice)
+            shown, engines = f"'{voice}'", self._builtin_engines(voice)
         reason = "" if info.cloning else ", which cannot clone voices"
         can = ", ".join(engines) or "none installed (a cloning engine such as chatterbox or voxcpm is needed)"
         return InvalidRequest(
-            f"The voice '{shown}' cannot be spoken by the engine '{info.id}'{reason}. Engines that can: {can}.",
+            f"The voice {shown} cannot be spoken by the engine '{info.id}'{reason}. Engines that can: {can}.",
             param="voice",
             code="voice_not_supported",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import inspect
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,6 @@ def build_ui(studio: Studio) -> gr.Blocks:
             tab.select(fresh_lists, None, managing["lists"], queue=False)
         models_page.select(models["refresh"], None, models["outputs"], queue=False)
         demo.load(speaking["show_params"], speaking["model"], speaking["param_outputs"], queue=False)
-    demo.run_history = False  # no run-history page or Hugging Face bucket routes (they reach a saved HF token)
     queued: gr.Blocks = demo.queue(max_size=32, default_concurrency_limit=2)
     return queued
 
@@ -71,6 +71,11 @@ def mount_ui(app: FastAPI, services: Services) -> FastAPI:
     def same_key(_user: str, password: str) -> bool:
         return key is not None and hmac.compare_digest(password.encode(), key.get_secret_value().encode())
 
+    # No run-history page or Hugging Face bucket routes (they can reach a saved HF token); older
+    # Gradio 6 releases (the one chatterbox-tts pins) have neither the routes nor the parameter.
+    extra: dict[str, Any] = {}
+    if "run_history" in inspect.signature(gr.mount_gradio_app).parameters:
+        extra["run_history"] = False
     mounted: FastAPI = gr.mount_gradio_app(
         app,
         build_ui(studio),
@@ -82,5 +87,6 @@ def mount_ui(app: FastAPI, services: Services) -> FastAPI:
         footer_links=[],
         show_error=True,
         ssr_mode=False,
+        **extra,
     )
     return mounted
