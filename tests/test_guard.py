@@ -130,7 +130,7 @@ def test_ui_is_guarded_and_not_frameable(live_server: Callable[..., LiveServer])
     assert page.headers["x-frame-options"] == "SAMEORIGIN"
     assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
     config = httpx.get(f"{live.url}/ui/config")
-    assert config.status_code == 200 and '"run_history":false' in config.text.replace(" ", "")
+    assert config.status_code == 200 and '"run_history":true' not in config.text.replace(" ", "")
     for request in (
         httpx.get(f"{live.url}/ui/config", headers=EVIL),
         httpx.post(f"{live.url}/ui/gradio_api/queue/join", headers=EVIL, json={"fn_index": 0, "data": []}),

@@ -52,10 +52,6 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
     install_error_handlers(app)
 
     app.add_middleware(RequestIdMiddleware)
-    # Outermost: Host/Origin policy and CORS run before anything else sees the request.
-    app.add_middleware(
-        BrowserGuard, policy=BrowserPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins)
-    )
 
     protected = [Depends(require_api_key)]
     for module in (speech, models, voices, transcriptions):
@@ -74,4 +70,8 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
             return FileResponse(ASSETS / "favicon.svg", media_type="image/svg+xml")
 
         app = mount_ui(app, services)
+    # Added last, so outermost: Host/Origin policy and CORS run before anything else sees the request.
+    app.add_middleware(
+        BrowserGuard, policy=BrowserPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins)
+    )
     return app

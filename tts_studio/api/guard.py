@@ -3,7 +3,7 @@ content-security headers. Pure ASGI, outermost, so nothing runs for a refused re
 
 - `Host` must name this machine: a loopback name, the bound host, an `allowed_hosts` entry, or (with a
   wildcard bind) an IP literal or this machine's name. Anything else is a DNS-rebinding attempt: 403.
-- A browser `Origin` must be a loopback origin (any port), the studio's own origin, or an
+- A browser `Origin` must be http(s) on localhost, 127.0.0.1 or [::1] (any port), the studio's own origin, or an
   `allowed_origins` entry (`*` only when the user sets it). Requests without `Origin` (SDKs, curl,
   server-side apps) pass, except cross-site subresource loads that a browser marks with
   `Sec-Fetch-Site: cross-site` (an `<img>`/`<audio>`/no-cors fetch from a foreign page).
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tts_studio.errors import error_body
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+LOOPBACK_ORIGIN_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})  # exactly these names, any port
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 UI_PREFIX = "/ui"
@@ -91,7 +92,7 @@ class BrowserPolicy:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return False  # "null" (sandboxed frames, file://) and other schemes
-        if is_loopback_name(host_name(parts.netloc)):
+        if host_name(parts.netloc) in LOOPBACK_ORIGIN_HOSTS:
             return True
         return host is not None and parts.netloc == host.strip().lower()  # the studio's own origin
 

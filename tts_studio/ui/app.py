@@ -16,6 +16,7 @@ from tts_studio.config import exposed_without_key
 from tts_studio.services.container import Services
 from tts_studio.ui import connect, models_tab, speak, voices_tab
 from tts_studio.ui.context import Studio
+from tts_studio.ui.offline_page import OfflinePage
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 UI_PATH = "/ui"
@@ -89,4 +90,5 @@ def mount_ui(app: FastAPI, services: Services) -> FastAPI:
         ssr_mode=False,
         **extra,
     )
+    mounted.add_middleware(OfflinePage, prefix=UI_PATH)
     return mounted

@@ -111,14 +111,14 @@ def build(studio: Studio) -> dict[str, Any]:
     def pick(entry_id: str | None) -> Any:
         return str(studio.history.path(entry_id)) if entry_id else None
 
-    history.change(pick, history, replay, queue=False)
+    history.change(pick, history, replay)  # queued: Gradio 6.8 drops the /ui prefix from file URLs otherwise
 
     def delete(entry_id: str | None) -> tuple[Any, Any]:
         if entry_id:
             studio.history.delete(entry_id)
         return gr.update(choices=studio.history_choices(), value=None), None
 
-    forget.click(delete, history, [history, replay], queue=False)
+    forget.click(delete, history, [history, replay])
     return {
         "voice": voice,
         "model": model,

@@ -50,7 +50,7 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
             with gr.Row():
                 update = gr.Button("Save changes", elem_id="voice-update")
                 delete = gr.Button("Delete…", variant="stop", elem_id="voice-delete")
-                confirm = gr.Button("Yes, delete it", variant="stop", visible=False, elem_id="voice-delete-confirm")
+                confirm = gr.Button("Yes, delete it", variant="stop", interactive=False, elem_id="voice-delete-confirm")
             manage_status = gr.Textbox(label="Status", interactive=False, elem_id="voice-manage-status")
             gr.Markdown("### OpenAI voice names\nApps ask for `alloy`, `nova`…: choose what each one speaks with.")
             with gr.Row():
@@ -100,13 +100,19 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
 
     save.click(add, [clip, name, language, transcript, consent, heard], [status, *lists], api_name="add_voice")
 
-    def select(voice_id: str | None) -> tuple[Any, ...]:
+    armed = gr.State(None)  # the voice "Delete…" was pressed for: its confirm button works only for it
+    selected = gr.State(None)  # the library voice shown (Gradio 6.8 can send a stale dropdown value on blur)
+
+    def select(voice_id: str | None, armed_id: str | None) -> tuple[Any, ...]:
+        # Some Gradio 6 releases fire change again on blur: keep the confirm armed for the armed voice.
+        confirming = gr.update(interactive=bool(voice_id) and voice_id == armed_id)
         voice = studio.voices.library.get(voice_id) if voice_id else None
         if voice is None:
-            return None, "", "", gr.update(visible=False)
-        return str(studio.voices.library.audio_path(voice.id)), voice.name, voice.transcript, gr.update(visible=False)
+            return None, "", "", confirming, None
+        path = str(studio.voices.library.audio_path(voice.id))
+        return path, voice.name, voice.transcript, confirming, voice.id
 
-    pick.change(select, pick, [preview, rename, edit_transcript, confirm], queue=False)
+    pick.change(select, [pick, armed], [preview, rename, edit_transcript, confirm, selected])  # queued: see speak.py
 
     def edit(voice_id: str | None, name_: str, text: str) -> tuple[Any, ...]:
         if not voice_id:
@@ -118,16 +124,16 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
         return ("Saved.", *refreshed(voice_id))
 
     update.click(edit, [pick, rename, edit_transcript], [manage_status, *lists], api_name="edit_voice")
-    delete.click(lambda v: gr.update(visible=bool(v)), pick, confirm, queue=False)
+    delete.click(lambda v: (v, gr.update(interactive=bool(v))), selected, [armed, confirm])
 
-    def remove(voice_id: str | None) -> tuple[Any, ...]:
+    def remove(picked: str | None, armed_id: str | None) -> tuple[Any, ...]:
         try:
-            voice = studio.voices.delete_voice(voice_id or "")
+            voice = studio.voices.delete_voice(armed_id or picked or "")
         except Exception as exc:
-            return (f"⚠ {error_text(exc)}", gr.update(visible=False), *[gr.skip()] * 4)
-        return (f"Deleted '{voice.name}'.", gr.update(visible=False), *refreshed(None))
+            return (f"⚠ {error_text(exc)}", gr.update(interactive=False), None, *[gr.skip()] * 4)
+        return (f"Deleted '{voice.name}'.", gr.update(interactive=False), None, *refreshed(None))
 
-    confirm.click(remove, pick, [manage_status, confirm, *lists], api_name="delete_voice")
+    confirm.click(remove, [pick, armed], [manage_status, confirm, armed, *lists], api_name="delete_voice")
 
     def mapped(openai_name: str, voice_id: str | None) -> tuple[Any, ...]:
         try:
