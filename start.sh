@@ -47,8 +47,10 @@ find_python() {
 python=$(find_python) || fail "Python 3.11, 3.12 or 3.13 is needed. Install it (https://www.python.org/downloads/ or your package manager) and run me again."
 
 # uv: on PATH, else a private copy in .tools (installed from PyPI with pip); plain pip if neither works.
+# TTS_STUDIO_NO_UV=1 forces plain venv + pip (the launcher test covers both paths).
 uv=""
-if command -v uv >/dev/null 2>&1; then uv=uv
+if [ "${TTS_STUDIO_NO_UV:-0}" = 1 ]; then uv=""
+elif command -v uv >/dev/null 2>&1; then uv=uv
 elif [ -x .tools/uvenv/bin/uv ]; then uv=.tools/uvenv/bin/uv
 elif "$python" -m venv .tools/uvenv >>"$install_log" 2>&1 && .tools/uvenv/bin/python -m pip install -q uv >>"$install_log" 2>&1; then
     uv=.tools/uvenv/bin/uv

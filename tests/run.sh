@@ -1,25 +1,55 @@
 #!/usr/bin/env bash
-# The test command: sets everything up on a fresh machine (venvs, packages), then lints, type-checks and
-# runs the suite: the core tests in .venv, then the engines group (real chatterbox-tts and voxcpm on
-# random-weight checkpoints) in .venv-engines. Extra arguments go to the core pytest run.
-# TTS_STUDIO_SKIP_ENGINES=1 skips the engines group (it needs about 3 GB of disk and 3 minutes).
+# The test command: sets everything up on a fresh machine (venvs, packages, Debian chromium, node), then
+# lints, type-checks and runs the suite: the core tests in .venv; the UI tests again under the Gradio that
+# `tts-studio[chatterbox]` resolves to (chatterbox-tts pins gradio 6.8.0) in .venv-gradio-pinned; then the
+# engines group (real chatterbox-tts and voxcpm on random-weight checkpoints) in .venv-engines.
+# Extra arguments go to the core pytest run.
+#   TTS_STUDIO_SKIP_ENGINES=1   skips the engines group (it needs about 3 GB of disk and 3 minutes)
+#   TTS_STUDIO_SETUP_ONLY=1     installs .venv and stops (the launcher test uses it)
+# Works on a .venv made by ./start.sh (uv: no pip inside) or by venv + pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${TTS_STUDIO_VENV:-.venv}
+PINNED_GRADIO=6.8.0   # what chatterbox-tts==0.1.7 (our chatterbox extra) pins
 
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "== creating $VENV"
-    "$PYTHON" -m venv "$VENV"
+find_uv() {
+    if command -v uv >/dev/null 2>&1; then command -v uv; return 0; fi
+    if [ ! -x .tools/uvenv/bin/uv ]; then
+        "$PYTHON" -m venv .tools/uvenv >/dev/null 2>&1 && .tools/uvenv/bin/python -m pip install -q uv >/dev/null 2>&1 \
+            || return 1
+    fi
+    echo .tools/uvenv/bin/uv
+}
+
+# install_into VENV ARGS...: uv when there is one, else the venv's own pip (made available if missing)
+install_into() {
+    local venv=$1; shift
+    [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
+    if [ -n "$UV" ]; then
+        "$UV" pip install --quiet --python "$venv/bin/python" "$@"
+    else
+        "$venv/bin/python" -m pip --version >/dev/null 2>&1 || "$venv/bin/python" -m ensurepip --upgrade >/dev/null
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+    fi
+}
+
+UV=$(find_uv) || UV=""
+echo "== installing tts-studio[test] into $VENV${UV:+ (uv)}"
+install_into "$VENV" -e ".[test]"
+if [ "${TTS_STUDIO_SETUP_ONLY:-0}" = "1" ]; then exit 0; fi
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    missing=()
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== installing Debian packages: ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
 fi
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "== installing Debian chromium for the browser tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-fi
-echo "== installing tts-studio[test]"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check uv
-"$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" -e ".[test]"
 
 echo "== ruff"
 "$VENV/bin/ruff" check tts_studio tests bench voices docs
@@ -28,6 +58,11 @@ echo "== mypy"
 "$VENV/bin/mypy"
 echo "== pytest (core)"
 "$VENV/bin/python" -m pytest "$@"
+
+echo "== pytest (UI under gradio==$PINNED_GRADIO, as tts-studio[chatterbox] resolves it)"
+install_into .venv-gradio-pinned -e ".[test]" "gradio==$PINNED_GRADIO"
+.venv-gradio-pinned/bin/python -m pytest -p no:cacheprovider tests/test_ui_browser.py tests/test_browser_guard.py \
+    tests/test_ui_client.py tests/test_guard.py
 
 if [ "${TTS_STUDIO_SKIP_ENGINES:-0}" != "1" ]; then
     echo "== engines venv"

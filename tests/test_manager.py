@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer, make_settings, wait_until_idle
+from tests.doubles import wait_for
 from tts_studio.engines.base import AudioChunk, SynthesisRequest
 from tts_studio.engines.manager import ModelManager
 from tts_studio.engines.registry import default_registry
@@ -56,19 +57,11 @@ def test_idle_unload_after_ttl(tmp_path: Path) -> None:
     assert sum(len(c.samples) for c in audio) > 10_000
 
 
-def test_new_lease_cancels_pending_unload(tmp_path: Path) -> None:
-    m = manager(tmp_path, 0.3)
-    with m.lease("hibari"):
-        pass
-    with m.lease("hibari"):
-        time.sleep(0.6)  # longer than the TTL: still loaded because it is leased
-        assert m.is_loaded("hibari")
-
-
 def test_ttl_zero_unloads_at_once(tmp_path: Path) -> None:
     m = manager(tmp_path, 0)
     with m.lease("hibari"):
         assert m.is_loaded("hibari")
+    m.settle()  # the unload runs on the manager's unload thread
     assert not m.is_loaded("hibari")
 
 
@@ -77,7 +70,7 @@ def test_one_inference_per_device(live_server: Callable[..., LiveServer]) -> Non
     live = live_server()
     lm: ModelManager = live.app.state.manager
     with lm.lease("hibari") as lease:
-        engine, device_lock = lease.engine, lease.device_lock
+        engine, device = lease.engine, lease.queue
     original = engine.stream
     state = {"active": 0, "peak": 0, "steps": 0}
     guard = threading.Lock()
@@ -112,10 +105,10 @@ def test_one_inference_per_device(live_server: Callable[..., LiveServer]) -> Non
         results.append(len(httpx.post(f"{live.base_url}/audio/speech", json=body, timeout=60).content))
 
     threads = [threading.Thread(target=request) for _ in range(4)]
-    with device_lock:  # hold the device: no request can synthesize meanwhile
+    with device.turn():  # hold the device: no request can synthesize meanwhile
         for t in threads:
             t.start()
-        time.sleep(0.5)
+        wait_for(lambda: device.waiting == 4)  # all four are queued for the device
         assert httpx.get(f"{live.url}/health").json()["active_requests"] == 4
         assert results == [] and state["steps"] == 0
     for t in threads:

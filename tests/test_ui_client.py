@@ -79,9 +79,10 @@ def test_add_and_delete_voice_events(ui: Any, ui_server: LiveServer) -> None:  #
 
 def test_page_asks_for_the_api_key_when_one_is_set(live_server: Any, tmp_path: Path) -> None:
     from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
 
     live = live_server(enable_ui=True, api_key="s3cret")
-    with pytest.raises(Exception):  # noqa: B017 - gradio_client raises its own error types here
+    with pytest.raises(AuthenticationError):
         Client(f"{live.url}/ui/", verbose=False)
     client = Client(f"{live.url}/ui/", auth=("anyone", "s3cret"), verbose=False, download_files=str(tmp_path))
     refused = client.predict(None, "x", "en", "", True, "", api_name="/add_voice")

@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         try:
             yield
         finally:
-            services.manager.unload_all()
+            await anyio.to_thread.run_sync(services.manager.unload_all)  # never on the event loop
 
     # No CDN pages: /docs is our own local page (routes/docs.py), /redoc is off.
     app = FastAPI(

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     max_active_transcriptions: int = Field(
         4, ge=1, description="Transcription requests in flight at once (429 above); Whisper shares the CPU."
     )
+    queue_wait_seconds: float = Field(
+        60.0, gt=0, description="Longest an interactive request waits for its device (503 + Retry-After beyond)."
+    )
+    client_stall_seconds: float = Field(
+        60.0, gt=0, description="A client that reads nothing this long is dropped (its engine is freed)."
+    )
     idle_unload_seconds: float = Field(300.0, description="Unload an engine idle this long; <0 never, 0 at once.")
     model_map: dict[str, list[str]] = Field(
         default_factory=_default_model_map,

@@ -43,7 +43,8 @@ async def _drain(first: bytes, iterator: Iterator[bytes]) -> AsyncIterator[bytes
 
 class ClosingStreamingResponse(StreamingResponse):
     """Streams `first` then the rest of `iterator`; `on_close` runs exactly once however it ends
-    (finished, failed, client gone, or never started)."""
+    (finished, failed, client gone, or never started), on a worker thread: closing a speech stream
+    waits for its current piece, which must not block the event loop."""
 
     def __init__(self, first: bytes, iterator: Iterator[bytes], on_close: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(_drain(first, iterator), **kwargs)
@@ -58,4 +59,5 @@ class ClosingStreamingResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.close()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.close)

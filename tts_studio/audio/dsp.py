@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from fractions import Fraction
 
 import av
@@ -33,29 +33,78 @@ def _atempo_factors(tempo: float) -> list[float]:
     return factors
 
 
+class Stretcher:
+    """Pitch-preserving tempo change (FFmpeg atempo) over a whole stream: one filter graph keeps its
+    state across chunks, so a stretched stream has no seams where the chunks meet."""
+
+    def __init__(self, sample_rate: int, tempo: float) -> None:
+        self.sample_rate = sample_rate
+        self._pts = 0
+        self._graph = av.filter.Graph()
+        node = self._graph.add_abuffer(
+            format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate)
+        )
+        for factor in _atempo_factors(tempo):
+            nxt = self._graph.add("atempo", f"{factor:.6f}")
+            node.link_to(nxt)
+            node = nxt
+        sink = self._graph.add("abuffersink")
+        node.link_to(sink)
+        self._graph.configure()
+
+    def _pull(self) -> Audio:
+        out: list[Audio] = []
+        while True:
+            try:
+                frame = self._graph.pull()
+            except (av.BlockingIOError, av.EOFError):
+                break
+            out.append(frame.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def push(self, samples: Audio) -> Audio:
+        """The stretched audio that is ready (the filter keeps a little back until more arrives)."""
+        if len(samples) == 0:
+            return np.zeros(0, np.float32)
+        self._graph.push(_frame(samples, self.sample_rate, self._pts))
+        self._pts += len(samples)
+        return self._pull()
+
+    def flush(self) -> Audio:
+        self._graph.push(None)
+        return self._pull()
+
+
 def time_stretch(samples: Audio, sample_rate: int, tempo: float) -> Audio:
-    """`samples` played `tempo` times faster at the same pitch (FFmpeg atempo); one chunk, flushed."""
+    """A whole signal played `tempo` times faster at the same pitch."""
     if abs(tempo - 1.0) < 1e-6 or len(samples) == 0:
         return samples
-    graph = av.filter.Graph()
-    node = graph.add_abuffer(format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate))
-    for factor in _atempo_factors(tempo):
-        nxt = graph.add("atempo", f"{factor:.6f}")
-        node.link_to(nxt)
-        node = nxt
-    sink = graph.add("abuffersink")
-    node.link_to(sink)
-    graph.configure()
-    graph.push(_frame(samples, sample_rate, 0))
-    graph.push(None)
-    out: list[Audio] = []
-    while True:
-        try:
-            frame = graph.pull()
-        except (av.BlockingIOError, av.EOFError):
-            break
-        out.append(frame.to_ndarray().reshape(-1).astype(np.float32, copy=False))
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    stretcher = Stretcher(sample_rate, tempo)
+    return np.concatenate([stretcher.push(samples), stretcher.flush()])
+
+
+def stretch_stream(chunks: Iterable[AudioChunk], tempo: float) -> Generator[AudioChunk, None, None]:
+    """Every chunk through one Stretcher (identity at tempo 1)."""
+    source = iter(chunks)
+    try:
+        if abs(tempo - 1.0) < 1e-6:
+            yield from source
+            return
+        stretcher: Stretcher | None = None
+        for chunk in source:
+            if stretcher is None:
+                stretcher = Stretcher(chunk.sample_rate, tempo)
+            out = stretcher.push(chunk.samples)
+            if len(out):
+                yield AudioChunk(out, chunk.sample_rate)
+        if stretcher is not None:
+            tail = stretcher.flush()
+            if len(tail):
+                yield AudioChunk(tail, stretcher.sample_rate)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()  # each stage closes its input
 
 
 class Resampler:
@@ -80,12 +129,6 @@ class Resampler:
         if self._in_rate is None:
             return []
         return list(self._resampler.resample(None))
-
-
-def apply_tempo(chunks: Iterable[AudioChunk], tempo: float) -> Iterator[AudioChunk]:
-    """Each chunk time-stretched by `tempo` (sentence chunks are independent, so no state carries)."""
-    for chunk in chunks:
-        yield AudioChunk(time_stretch(chunk.samples, chunk.sample_rate, tempo), chunk.sample_rate)
 
 
 def resample(samples: Audio, rate: int, target: int) -> Audio:

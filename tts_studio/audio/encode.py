@@ -94,13 +94,19 @@ def encode_stream(chunks: Iterable[AudioChunk], fmt: str) -> Generator[bytes, No
     """Encoded bytes as soon as each chunk (first: each slice) yields some; the container trailer last."""
     encoder = StreamEncoder(fmt)
     first = True
-    for chunk in chunks:
-        step = max(1, int(chunk.sample_rate * FIRST_SLICE_SECONDS)) if first else len(chunk.samples) or 1
-        first = False
-        for start in range(0, len(chunk.samples), step):
-            data = encoder.write(AudioChunk(chunk.samples[start : start + step], chunk.sample_rate))
-            if data:
-                yield data
-    tail = encoder.close()
-    if tail:
-        yield tail
+    source = iter(chunks)
+    try:
+        for chunk in source:
+            step = max(1, int(chunk.sample_rate * FIRST_SLICE_SECONDS)) if first else len(chunk.samples) or 1
+            first = False
+            for start in range(0, len(chunk.samples), step):
+                data = encoder.write(AudioChunk(chunk.samples[start : start + step], chunk.sample_rate))
+                if data:
+                    yield data
+        tail = encoder.close()
+        if tail:
+            yield tail
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()  # each stage closes its input

@@ -1,12 +1,16 @@
-"""The one model manager: lazy loads, leases, idle unload and one inference per device at a time."""
+"""The one model manager, and the one place that schedules devices: lazy loads, leases, fair device
+queues with priorities and a wait limit, GPU eviction, downloads outside every device lock, and idle
+unloads that never run on the event loop."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +18,8 @@ from tts_studio.config import Settings
 from tts_studio.engines.base import EngineInfo, TTSEngine
 from tts_studio.engines.device import free_memory, pick_device
 from tts_studio.engines.registry import EngineSpec
+from tts_studio.engines.scheduler import DeviceQueue, Hold, Priority, busy
+from tts_studio.engines.weights import resolve_weights, weights_present
 from tts_studio.errors import EngineUnavailable, ModelNotFound, StudioError
 
 log = logging.getLogger(__name__)
@@ -26,42 +32,57 @@ class _Slot:
     device: str = "cpu"
     refs: int = 0
     generation: int = 0
-    state: str = "unloaded"  # unloaded | loading | loaded | error
+    state: str = "unloaded"  # unloaded | downloading | loading | loaded | error
     error: str | None = None
     load_seconds: float | None = None
     last_used: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    draining: bool = False  # being evicted: new leases wait for the GPU guard instead of joining
+    download: tuple[int, int] | None = None  # (files done, files in all) while downloading
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards every field above
+    prepare_lock: threading.Lock = field(default_factory=threading.Lock)  # one download at a time
     timer: threading.Timer | None = None
 
 
 class Lease:
-    """A loaded engine held for the length of one request; `release()` is idempotent."""
+    """A loaded engine held for one request. `turn()` wraps each inference step; `release()` is idempotent."""
 
-    def __init__(self, manager: ModelManager, engine_id: str, engine: TTSEngine, lane: str) -> None:
+    def __init__(
+        self, manager: ModelManager, engine_id: str, engine: TTSEngine, queue: DeviceQueue, priority: Priority
+    ) -> None:
         self.manager = manager
         self.engine_id = engine_id
         self.engine = engine
-        self.device_lock = manager.device_lock(lane)
+        self.queue = queue
+        self.priority = priority
+        self.hold = Hold.PIECE
         self._released = False
         self._guard = threading.Lock()
+
+    def turn(self) -> Any:
+        """The device for one piece (per-piece leases); a no-op for leases that hold it for the stream."""
+        return self.queue.turn(self.priority) if self.hold is Hold.PIECE else nullcontext()
 
     def release(self) -> None:
         with self._guard:
             if self._released:
                 return
             self._released = True
+        if self.hold is Hold.STREAM:
+            self.queue.release()
         self.manager._release(self.engine_id)
 
 
 class ModelManager:
-    """Shared by the API and the UI. Engines load on first use and unload after `idle_unload_seconds`."""
+    """Shared by the API, the UI and background jobs. Engines load on first use and unload when idle."""
 
     def __init__(self, registry: Mapping[str, EngineSpec], settings: Settings) -> None:
         self._slots = {engine_id: _Slot(spec) for engine_id, spec in registry.items()}
         self._settings = settings
-        self._device_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._queues: dict[str, DeviceQueue] = {}
+        self._queues_guard = threading.Lock()
         self._gpu_guard = threading.Lock()  # GPU loads one at a time, each making room first
+        self._released = threading.Condition()  # notified whenever a lease ends (eviction waits on it)
+        self._unloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unload")
 
     # -- lookup ---------------------------------------------------------------------------
     @property
@@ -71,71 +92,151 @@ class ModelManager:
     def info(self, engine_id: str) -> EngineInfo:
         return self._slot(engine_id).spec.info
 
-    def _slot(self, engine_id: str) -> _Slot:
-        try:
-            return self._slots[engine_id]
-        except KeyError:
-            raise ModelNotFound(f"The engine '{engine_id}' does not exist.", param="model") from None
-
-    def device_lock(self, device: str) -> threading.Lock:
-        """The lock that serialises inference on `device`."""
-        with self._locks_guard:
-            return self._device_locks.setdefault(device, threading.Lock())
-
-    # -- leases ---------------------------------------------------------------------------
     def installed(self, engine_id: str) -> bool:
         return self._slot(engine_id).spec.installed
 
     def install_hint(self, engine_id: str) -> str:
         return self._slot(engine_id).spec.install_hint
 
-    def acquire(self, engine_id: str) -> Lease:
-        """Load the engine if needed (blocking) and hold it until the lease is released."""
+    def _slot(self, engine_id: str) -> _Slot:
+        try:
+            return self._slots[engine_id]
+        except KeyError:
+            raise ModelNotFound(f"The engine '{engine_id}' does not exist.", param="model") from None
+
+    def queue(self, lane: str) -> DeviceQueue:
+        """The turn queue of a lane: one per GPU device, one per CPU engine."""
+        with self._queues_guard:
+            if lane not in self._queues:
+                self._queues[lane] = DeviceQueue(lane, self._settings.queue_wait_seconds)
+            return self._queues[lane]
+
+    def _lane(self, engine_id: str, slot: _Slot) -> str:
+        # GPU engines share their device's queue; CPU engines each get their own lane, so the
+        # embedded engine keeps speaking while a GPU engine (or its CPU fallback) works.
+        return slot.device if slot.spec.info.gpu else f"{slot.device}:{engine_id}"
+
+    # -- leases ---------------------------------------------------------------------------
+    def acquire(self, engine_id: str, priority: Priority = Priority.INTERACTIVE, hold: Hold | None = None) -> Lease:
+        """Load the engine if needed (blocking) and hold it until the lease is released. Engines that keep
+        per-stream state (`exclusive_stream`) hold their device for the whole lease."""
         slot = self._slot(engine_id)
-        if slot.spec.info.gpu and slot.engine is None:
-            with self._gpu_guard:
-                self._make_room(engine_id)
-                return self._acquire(engine_id, slot)
-        return self._acquire(engine_id, slot)
-
-    def _make_room(self, engine_id: str, wait: float = 30.0) -> None:
-        """Unload the least recently used GPU engines so at most `max_gpu_engines` stay resident."""
-        others = [(eid, s) for eid, s in self._slots.items() if eid != engine_id and s.spec.info.gpu and s.engine]
-        others.sort(key=lambda item: item[1].last_used)
-        excess = len(others) - (self._settings.max_gpu_engines - 1)
-        for other_id, other in others[: max(0, excess)]:
-            deadline = time.monotonic() + wait
-            while not self.unload(other_id) and other.engine is not None:
-                if time.monotonic() > deadline:
-                    raise EngineUnavailable(
-                        f"The GPU is busy with '{other_id}'; retry when it finishes.", headers={"Retry-After": "5"}
-                    )
-                time.sleep(0.05)
-            log.info("Evicted %s to make room for %s", other_id, engine_id)
-
-    def _acquire(self, engine_id: str, slot: _Slot) -> Lease:
-        with slot.lock:
-            if slot.timer is not None:
-                slot.timer.cancel()
-                slot.timer = None
-            if slot.engine is None:
-                self._load(engine_id, slot)
-            assert slot.engine is not None
-            slot.refs += 1
-            slot.generation += 1
-            slot.last_used = time.monotonic()
-            # GPU engines share their device's lock; CPU engines each get their own lane, so the
-            # embedded engine keeps speaking while a GPU engine (or its CPU fallback) works.
-            lane = slot.device if slot.spec.info.gpu else f"{slot.device}:{engine_id}"
-            return Lease(self, engine_id, slot.engine, lane)
+        lease = self._join_loaded(engine_id, slot, priority) or self._load_then_join(engine_id, slot, priority)
+        lease.hold = hold if hold is not None else (Hold.STREAM if slot.spec.info.exclusive_stream else Hold.PIECE)
+        if lease.hold is Hold.STREAM:
+            try:
+                lease.queue.acquire(priority)
+            except BaseException:
+                lease.hold = Hold.PIECE  # nothing to give back to the queue
+                lease.release()
+                raise
+        return lease
 
     @contextmanager
-    def lease(self, engine_id: str) -> Iterator[Lease]:
-        lease = self.acquire(engine_id)
+    def lease(self, engine_id: str, priority: Priority = Priority.INTERACTIVE) -> Iterator[Lease]:
+        lease = self.acquire(engine_id, priority)
         try:
             yield lease
         finally:
             lease.release()
+
+    def _lease_locked(self, engine_id: str, slot: _Slot, priority: Priority) -> Lease:
+        assert slot.engine is not None
+        if slot.timer is not None:
+            slot.timer.cancel()
+            slot.timer = None
+        slot.refs += 1
+        slot.generation += 1  # a pending idle unload of an older generation does nothing
+        slot.last_used = time.monotonic()
+        return Lease(self, engine_id, slot.engine, self.queue(self._lane(engine_id, slot)), priority)
+
+    def _join_loaded(self, engine_id: str, slot: _Slot, priority: Priority) -> Lease | None:
+        """A lease on the loaded engine, decided under the slot lock (an idle unload cannot slip in)."""
+        with slot.lock:
+            if slot.engine is None or slot.draining:
+                return None
+            return self._lease_locked(engine_id, slot, priority)
+
+    def _load_then_join(self, engine_id: str, slot: _Slot, priority: Priority) -> Lease:
+        if not slot.spec.info.gpu:
+            with slot.lock:
+                if slot.engine is None:
+                    self._load(engine_id, slot)
+                return self._lease_locked(engine_id, slot, priority)
+        self.prepare(engine_id)  # imports and weights first, outside every device lock
+        with self._gpu_guard:
+            with slot.lock:
+                resident = slot.engine is not None
+            if not resident:
+                self._make_room(engine_id)
+            with slot.lock:
+                if slot.engine is None:
+                    self._load(engine_id, slot)
+                return self._lease_locked(engine_id, slot, priority)
+
+    def prepare(self, engine_id: str) -> None:
+        """Make sure the engine can load: its packages import and its weights are on disk (downloading
+        them when allowed, with progress in `status()`). Holds no device lock: a long download blocks
+        nothing but other requests for this engine."""
+        slot = self._slot(engine_id)
+        spec = slot.spec
+        with slot.prepare_lock:
+            try:
+                for module in spec.requires:
+                    importlib.import_module(module)
+            except ImportError as exc:
+                with slot.lock:
+                    slot.state, slot.error = "error", str(exc)
+                hint = f" Install it with: {spec.install_hint}" if spec.install_hint else ""
+                raise EngineUnavailable(f"The engine '{engine_id}' is not installed.{hint}") from exc
+            if spec.info.weights_repo is None or weights_present(self._settings, spec.info):
+                return
+            self.download(engine_id)
+
+    def download(self, engine_id: str, explicit: bool = False) -> str:
+        """Fetch the engine's weights (`explicit`: the user asked; else only when allow_downloads)."""
+        slot = self._slot(engine_id)
+
+        def progress(done: int, total: int) -> None:
+            slot.download = (done, total)
+
+        with slot.lock:
+            previous, slot.state, slot.download = slot.state, "downloading", (0, 0)
+        try:
+            path = resolve_weights(self._settings, slot.spec.info, download=explicit or None, progress=progress)
+        except StudioError as exc:
+            with slot.lock:
+                slot.state, slot.error, slot.download = "error", exc.message, None
+            raise
+        with slot.lock:
+            slot.state = previous if previous != "downloading" else "unloaded"
+            slot.download = None
+        return str(path)
+
+    def _make_room(self, engine_id: str) -> None:
+        """Evict least recently used GPU engines so at most `max_gpu_engines` stay resident. Waits (without
+        polling) for their leases to end; new leases on them queue behind this load meanwhile."""
+        others = [(eid, s) for eid, s in self._slots.items() if eid != engine_id and s.spec.info.gpu and s.engine]
+        others.sort(key=lambda item: item[1].last_used)
+        excess = len(others) - (self._settings.max_gpu_engines - 1)
+        for other_id, other in others[: max(0, excess)]:
+            with other.lock:
+                other.draining = True
+            started = time.monotonic()
+            try:
+                with self._released:
+                    while other.refs > 0:
+                        remaining = self._settings.queue_wait_seconds - (time.monotonic() - started)
+                        if remaining <= 0:
+                            raise busy(other.device, time.monotonic() - started)
+                        self._released.wait(remaining)
+                with other.lock:
+                    if other.refs == 0 and other.engine is not None:
+                        self._unload_locked(other_id, other)
+                        log.info("Evicted %s to make room for %s", other_id, engine_id)
+            finally:
+                with other.lock:
+                    other.draining = False
 
     def _load(self, engine_id: str, slot: _Slot) -> None:
         info = slot.spec.info
@@ -168,23 +269,28 @@ class ModelManager:
         with slot.lock:
             slot.refs -= 1
             slot.last_used = time.monotonic()
-            if slot.refs > 0:
-                return
-            ttl = self._settings.idle_unload_seconds
-            if ttl == 0:
-                self._unload_locked(engine_id, slot)
-            elif ttl > 0:
-                timer = threading.Timer(ttl, self._expire, args=(engine_id, slot.generation))
-                timer.daemon = True
-                slot.timer = timer
-                timer.start()
+            if slot.refs == 0:
+                ttl = self._settings.idle_unload_seconds
+                if ttl == 0:  # at once, but on the unload thread: never on the caller's (event loop) thread
+                    self._unloader.submit(self._expire, engine_id, slot.generation)
+                elif ttl > 0:
+                    timer = threading.Timer(ttl, self._expire, args=(engine_id, slot.generation))
+                    timer.daemon = True
+                    slot.timer = timer
+                    timer.start()
+        with self._released:
+            self._released.notify_all()
 
     def _expire(self, engine_id: str, generation: int) -> None:
         slot = self._slots[engine_id]
         with slot.lock:
             if slot.refs == 0 and slot.generation == generation and slot.engine is not None:
-                log.info("Engine %s idle for %.0f s: unloading", engine_id, self._settings.idle_unload_seconds)
+                log.info("Engine %s idle: unloading", engine_id)
                 self._unload_locked(engine_id, slot)
+
+    def settle(self) -> None:
+        """Wait until unloads already scheduled have run (tests, shutdown)."""
+        self._unloader.submit(lambda: None).result()
 
     # -- unloading ------------------------------------------------------------------------
     def unload(self, engine_id: str) -> bool:
@@ -222,16 +328,21 @@ class ModelManager:
         return self._slot(engine_id).refs
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Per-engine state for /health."""
-        return {
-            engine_id: {
+        """Per-engine state for /health and the Models tab."""
+        out: dict[str, dict[str, Any]] = {}
+        for engine_id, slot in self._slots.items():
+            lane = self._queues.get(self._lane(engine_id, slot))
+            out[engine_id] = {
                 "installed": slot.spec.installed,
                 "gpu": slot.spec.info.gpu,
                 "state": slot.state,
                 "device": slot.device if slot.engine is not None else None,
                 "in_use": slot.refs,
+                "queued": lane.waiting if lane is not None and slot.engine is not None else 0,
                 "load_seconds": slot.load_seconds,
                 "error": slot.error,
+                "download": {"files_done": slot.download[0], "files_total": slot.download[1]}
+                if slot.download
+                else None,
             }
-            for engine_id, slot in self._slots.items()
-        }
+        return out

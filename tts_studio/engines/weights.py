@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tts_studio.config import Settings
 from tts_studio.engines.base import EngineInfo
@@ -16,7 +18,25 @@ def hub_cache(settings: Settings) -> Path:
     return settings.cache_dir / "hub"
 
 
-def resolve_weights(settings: Settings, info: EngineInfo, *, download: bool | None = None) -> Path:
+Progress = Callable[[int, int], None]  # (files done, files in all)
+
+
+def _progress_bar(report: Progress) -> Any:
+    """A tqdm class for huggingface_hub's file counter that reports to `report`."""
+    from tqdm.auto import tqdm
+
+    class Reporting(tqdm):  # type: ignore[misc]
+        def update(self, n: float | None = 1) -> bool | None:
+            shown: bool | None = super().update(n)
+            report(int(self.n), int(self.total or 0))
+            return shown
+
+    return Reporting
+
+
+def resolve_weights(
+    settings: Settings, info: EngineInfo, *, download: bool | None = None, progress: Progress | None = None
+) -> Path:
     """The checkpoint folder for the engine `info`.
 
     `engine_dirs[engine_id]` wins (a local copy). Otherwise the Hugging Face snapshot in the user cache
@@ -41,7 +61,13 @@ def resolve_weights(settings: Settings, info: EngineInfo, *, download: bool | No
         raise EngineUnavailable(_missing(engine_id, repo_id, "downloads are off (allow_downloads)"))
     log.info("Downloading the weights of %s from %s into %s", engine_id, repo_id, hub_cache(settings))
     try:
-        path = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=hub_cache(settings), etag_timeout=10)
+        path = snapshot_download(
+            repo_id,
+            allow_patterns=patterns,
+            cache_dir=hub_cache(settings),
+            etag_timeout=10,
+            tqdm_class=_progress_bar(progress) if progress is not None else None,
+        )
     except Exception as exc:
         raise EngineUnavailable(_missing(engine_id, repo_id, f"{type(exc).__name__}")) from exc
     log.info("Weights of %s ready in %s", engine_id, path)

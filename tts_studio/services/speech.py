@@ -1,71 +1,30 @@
-"""Speech synthesis as a service: validate and plan a request, then stream audio under a lease."""
+"""Speech synthesis as a service: resolve the model, validate and plan a request, speak it (pipeline.py)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
-import math
-import shutil
-import tempfile
-import time
-from collections.abc import Generator, Iterator
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from tts_studio.audio.decode import DecodedAudio, decode_audio
-from tts_studio.audio.dsp import OUTPUT_RATE, time_stretch
 from tts_studio.config import Settings
-from tts_studio.engines.base import AudioChunk, EngineInfo, SynthesisRequest, VoiceReference
-from tts_studio.engines.manager import Lease, ModelManager
+from tts_studio.engines.base import EngineInfo
+from tts_studio.engines.manager import ModelManager
+from tts_studio.engines.scheduler import Priority
 from tts_studio.errors import EngineUnavailable, InvalidRequest, ModelNotFound
 from tts_studio.services.fetch import fetch_audio
-from tts_studio.services.library import reference_wav
+from tts_studio.services.pipeline import Progress, speak
+from tts_studio.services.plan import SpeechOrder, SpeechPlan
 from tts_studio.services.voices import ResolvedVoice, VoiceCatalog
 from tts_studio.text import chunk_text
+
+__all__ = ["SpeechOrder", "SpeechPlan", "SpeechService", "split_speed"]
 
 log = logging.getLogger(__name__)
 
 SPEED_MIN, SPEED_MAX = 0.25, 4.0
-
-
-@dataclass(frozen=True)
-class SpeechOrder:
-    """What a caller asks for (already type-checked by the API schema or the UI)."""
-
-    model: str
-    input: str
-    voice: str
-    speed: float = 1.0
-    instructions: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    voice_b64: str | None = None  # per-request cloning: inline base64 reference audio
-    voice_url: str | None = None  # per-request cloning: reference audio at a public URL (opt-in)
-
-
-@dataclass(frozen=True)
-class SpeechPlan:
-    """A validated order: which engine, voice, text chunks, speed split and parameters."""
-
-    engine_id: str
-    info: EngineInfo
-    voice: ResolvedVoice
-    chunks: tuple[str, ...]
-    native_speed: float
-    tempo: float  # residual pitch-preserving time-stretch applied after the engine
-    params: dict[str, Any]
-    instructions: str | None
-    input_chars: int
-    inline_audio: DecodedAudio | None = None  # a per-request reference, written to a temp file when opened
-    temp_root: Path | None = None
-
-    @property
-    def input_tokens(self) -> int:
-        """A rough token count (about 4 characters per token) for SSE usage."""
-        return max(1, math.ceil(self.input_chars / 4))
 
 
 def split_speed(speed: float, native: tuple[float, float] | None) -> tuple[float, float]:
@@ -75,119 +34,6 @@ def split_speed(speed: float, native: tuple[float, float] | None) -> tuple[float
     low, high = native
     engine_speed = min(max(speed, low), high)
     return engine_speed, speed / engine_speed
-
-
-class SpeechStream:
-    """Iterates audio chunks of a plan; holds the engine lease until exhausted or closed."""
-
-    def __init__(self, plan: SpeechPlan, lease: Lease) -> None:
-        self.plan = plan
-        self.audio_seconds = 0.0
-        self.chunks_done = 0
-        self._lease = lease
-        self._temp_dir: Path | None = None
-        self._reference = plan.voice.reference
-        if plan.inline_audio is not None:
-            self._reference = self._write_inline(plan.inline_audio)
-        self._gen = self._generate()
-
-    def _write_inline(self, audio: DecodedAudio) -> VoiceReference:
-        """The per-request reference as a temp file; removed when the stream ends."""
-        assert self.plan.temp_root is not None
-        self.plan.temp_root.mkdir(parents=True, exist_ok=True)
-        self._temp_dir = Path(tempfile.mkdtemp(prefix="voice-", dir=self.plan.temp_root))
-        wav = reference_wav(audio)
-        path = self._temp_dir / "reference.wav"
-        path.write_bytes(wav)
-        return VoiceReference(
-            voice_id="inline", audio_path=path, sample_rate=audio.sample_rate, transcript=None,
-            language="en", content_hash=hashlib.sha256(wav).hexdigest(), cache_dir=self._temp_dir / "cache",
-            duration=audio.duration,
-        )  # fmt: skip
-
-    def _cleanup(self) -> None:
-        if self._temp_dir is not None:
-            shutil.rmtree(self._temp_dir, ignore_errors=True)
-            self._temp_dir = None
-
-    def __iter__(self) -> Iterator[AudioChunk]:
-        return self
-
-    def __next__(self) -> AudioChunk:
-        return next(self._gen)
-
-    def close(self) -> None:
-        """Stop generating, release the lease and remove temp files (safe to call twice)."""
-        self._gen.close()
-        self._lease.release()
-        self._cleanup()
-
-    def _pieces(self, text: str) -> Iterator[AudioChunk]:
-        plan, engine = self.plan, self._lease.engine
-        # Exclusive engines hold the device for the whole stream (taken in _generate).
-        lock: AbstractContextManager[Any] = nullcontext() if plan.info.exclusive_stream else self._lease.device_lock
-        request = SynthesisRequest(
-            text=text,
-            voice=plan.voice.name,
-            speed=plan.native_speed,
-            instructions=plan.instructions,
-            params=plan.params,
-            reference=self._reference,
-        )
-        pieces = engine.stream(request)
-        try:
-            while True:
-                with lock:  # one inference per device; released between pieces so streams interleave
-                    piece = next(pieces, None)
-                if piece is None:
-                    return
-                yield piece
-        finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
-
-    def _generate(self) -> Generator[AudioChunk, None, None]:
-        plan = self.plan
-        started = time.perf_counter()
-        try:
-            if plan.info.exclusive_stream:
-                self._lease.device_lock.acquire()
-            for index, text in enumerate(plan.chunks):
-                for piece in self._pieces(text):
-                    if plan.tempo != 1.0:
-                        piece = AudioChunk(
-                            time_stretch(piece.samples, piece.sample_rate, plan.tempo), piece.sample_rate
-                        )
-                    self.audio_seconds += piece.duration
-                    yield piece
-                self.chunks_done = index + 1
-                log.debug(
-                    "chunk %d/%d synthesized",
-                    index + 1,
-                    len(plan.chunks),
-                    extra={"speech_chunk": index + 1, "speech_chunks": len(plan.chunks)},
-                )
-        finally:
-            if plan.info.exclusive_stream:
-                self._lease.device_lock.release()
-            self._lease.release()
-            self._cleanup()
-            elapsed = time.perf_counter() - started
-            log.info(
-                "speech %s/%s: %d/%d chunks, %.2f s audio in %.2f s",
-                plan.engine_id,
-                plan.voice.name,
-                self.chunks_done,
-                len(plan.chunks),
-                self.audio_seconds,
-                elapsed,
-            )
-
-    @property
-    def output_tokens(self) -> int:
-        """Audio length in 20 ms units, reported as SSE usage."""
-        return max(1, round(self.audio_seconds * OUTPUT_RATE / 480))
 
 
 class SpeechService:
@@ -246,6 +92,7 @@ class SpeechService:
             params=info.validate_params({**defaults, **order.extra}),
             instructions=order.instructions if info.instructions else None,
             input_chars=len(order.input),
+            language=voice.reference.language if voice.reference is not None else info.languages[0],
             inline_audio=inline,
             temp_root=self.settings.cache_dir / "tmp",
         )
@@ -280,6 +127,14 @@ class SpeechService:
             data = fetch_audio(order.voice_url, limits.max_bytes)
         return decode_audio(data, limits, param=param)
 
-    def open(self, plan: SpeechPlan) -> SpeechStream:
-        """Load the engine if needed (blocking) and return the audio stream holding its lease."""
-        return SpeechStream(plan, self.manager.acquire(plan.engine_id))
+    def speak(
+        self,
+        plans: Sequence[SpeechPlan],
+        fmt: str,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        progress: Progress | None = None,
+    ) -> Generator[bytes, None, None]:
+        """Encoded audio for `plans`, through the one pipeline (see services/pipeline.py)."""
+        return speak(self.manager, plans, fmt, priority=priority, progress=progress,
+                     stall_seconds=self.settings.client_stall_seconds)  # fmt: skip

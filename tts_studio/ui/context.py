@@ -5,7 +5,7 @@ from __future__ import annotations
 from tts_studio.errors import StudioError
 from tts_studio.services.container import Services
 
-GPU_GROUP = "inference"  # one Gradio concurrency group for every event that runs an engine
+WHISPER = "whisper"  # transcript suggestions share one Gradio worker (engines are queued by the manager)
 
 
 class Studio(Services):

@@ -7,8 +7,8 @@ from typing import Any
 
 import gradio as gr
 
-from tts_studio.engines.weights import resolve_weights, weights_present
-from tts_studio.ui.context import GPU_GROUP, Studio, error_text
+from tts_studio.engines.weights import weights_present
+from tts_studio.ui.context import Studio, error_text
 
 
 def _memory() -> str:
@@ -40,6 +40,8 @@ def rows(studio: Studio) -> list[list[str]]:
         state = status[engine_id]
         if spec_info.weights_repo is None:
             weights = "in the package"
+        elif state["download"]:
+            weights = f"downloading: {state['download']['files_done']}/{state['download']['files_total']} files"
         else:
             weights = "downloaded" if installed and weights_present(studio.settings, spec_info) else "not downloaded"
         install = "yes" if installed else f"no: {studio.manager.install_hint(engine_id)}"
@@ -86,7 +88,7 @@ def build(studio: Studio) -> dict[str, Any]:
         if info.weights_repo is None:
             return view(f"{engine_id} ships its weights in its package.")
         try:
-            path = resolve_weights(studio.settings, info, download=True)
+            path = studio.manager.download(engine_id, explicit=True)  # progress shows in the table
         except Exception as exc:
             return view(f"⚠ {error_text(exc)}")
         return view(f"{engine_id}: weights in {path}")
@@ -96,7 +98,7 @@ def build(studio: Studio) -> dict[str, Any]:
         return view(f"Engines now unload after {seconds:g} s idle." if seconds >= 0 else "Engines stay loaded.")
 
     outputs = [table, memory, status]
-    load.click(do_load, engine, outputs, concurrency_id=GPU_GROUP)
+    load.click(do_load, engine, outputs)  # the manager queues the device
     unload.click(do_unload, engine, outputs)
     download.click(do_download, engine, outputs)
     idle.submit(set_idle, idle, outputs)

@@ -8,9 +8,9 @@ from typing import Any
 import gradio as gr
 
 from tts_studio.engines.base import ParamSpec
-from tts_studio.services.render import Progress, Rendered, render
+from tts_studio.services.render import Rendered, RenderProgress, render
 from tts_studio.services.speech import SpeechOrder
-from tts_studio.ui.context import GPU_GROUP, Studio, error_text
+from tts_studio.ui.context import Studio, error_text
 
 FORMATS = ["mp3", "wav", "opus", "flac", "aac"]
 
@@ -90,7 +90,7 @@ def build(studio: Studio) -> dict[str, Any]:
                             speed=float(speed_), instructions=instructions_ or None, extra=extra)  # fmt: skip
         try:
             for step in render(studio.speech, order, fmt_):
-                if isinstance(step, Progress):
+                if isinstance(step, RenderProgress):
                     progress(step.done / max(step.total, 1), desc=step.message)
                     continue
                 assert isinstance(step, Rendered)
@@ -104,7 +104,7 @@ def build(studio: Studio) -> dict[str, Any]:
             yield None, f"⚠ {error_text(exc)}", gr.update()
 
     event = generate.click(run, [text, voice, model, fmt, speed, instructions, *controls.values()],
-                           [audio, info, history], concurrency_limit=1, concurrency_id=GPU_GROUP,
+                           [audio, info, history],
                            api_name="generate")  # fmt: skip
     cancel.click(None, cancels=[event])
 

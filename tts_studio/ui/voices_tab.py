@@ -9,7 +9,7 @@ import gradio as gr
 
 from tts_studio.audio.decode import decode_audio
 from tts_studio.config import OPENAI_VOICES
-from tts_studio.ui.context import GPU_GROUP, Studio, error_text
+from tts_studio.ui.context import WHISPER, Studio, error_text
 
 LANGUAGES = ["en", "de", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh", "ar", "hi"]
 
@@ -80,8 +80,8 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
             return f"(could not transcribe: {error_text(exc)})", ""
         return text, text
 
-    transcribe.click(fill_transcript, [clip, language], [transcript, heard], concurrency_id=GPU_GROUP)
-    clip.upload(fill_transcript, [clip, language], [transcript, heard], concurrency_id=GPU_GROUP)
+    transcribe.click(fill_transcript, [clip, language], [transcript, heard], concurrency_id=WHISPER)
+    clip.upload(fill_transcript, [clip, language], [transcript, heard], concurrency_id=WHISPER)
 
     def add(path: str | None, name_: str, lang: str, text: str, agreed: bool, auto: str) -> tuple[Any, ...]:
         if not path:

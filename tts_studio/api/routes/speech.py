@@ -18,9 +18,10 @@ from tts_studio.api.deps import SettingsDep, SpeechDep
 from tts_studio.api.openapi_bodies import json_body
 from tts_studio.api.schemas import SpeechBody
 from tts_studio.api.streaming import ClosingStreamingResponse, first_item
-from tts_studio.audio.encode import MIME_TYPES, encode_stream
+from tts_studio.audio.encode import FORMATS
 from tts_studio.errors import StudioError, error_body
-from tts_studio.services.speech import SpeechOrder, SpeechStream
+from tts_studio.services.pipeline import Progress
+from tts_studio.services.speech import SpeechOrder
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -33,7 +34,9 @@ def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
-def _sse_events(stream: SpeechStream, audio: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
+def _sse_events(
+    audio: Generator[bytes, None, None], progress: Progress, input_tokens: int
+) -> Generator[bytes, None, None]:
     """`speech.audio.delta` per encoded chunk, then `speech.audio.done` with usage.
 
     A failure before the first event propagates (the response still gets an error status); after it,
@@ -53,10 +56,12 @@ def _sse_events(stream: SpeechStream, audio: Generator[bytes, None, None]) -> Ge
             log.exception("speech stream failed")
             yield _event(error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error"))
         return
+    finally:
+        audio.close()
     usage = {
-        "input_tokens": stream.plan.input_tokens,
-        "output_tokens": stream.output_tokens,
-        "total_tokens": stream.plan.input_tokens + stream.output_tokens,
+        "input_tokens": input_tokens,
+        "output_tokens": progress.output_tokens,
+        "total_tokens": input_tokens + progress.output_tokens,
     }
     yield _event({"type": "speech.audio.done", "usage": usage})
 
@@ -77,26 +82,22 @@ async def create_speech(request: Request, speech: SpeechDep, settings: SettingsD
     plan = await anyio.to_thread.run_sync(speech.plan, order)  # may decode or fetch reference audio
     slots: RequestSlots = request.app.state.speech_slots
     slots.take()
-    stream: SpeechStream | None = None
+    progress = Progress()
+    audio = speech.speak([plan], body.response_format, progress=progress)
+    payload = _sse_events(audio, progress, plan.input_tokens) if body.stream_format == "sse" else audio
     try:
-        stream = await anyio.to_thread.run_sync(speech.open, plan)
-        audio = encode_stream(stream, body.response_format)
-        payload = _sse_events(stream, audio) if body.stream_format == "sse" else audio
-        first = await first_item(payload)
+        first = await first_item(payload)  # loads the engine; errors here keep their status
     except BaseException:
-        if stream is not None:
-            stream.close()
+        await anyio.to_thread.run_sync(payload.close)
         slots.give_back()
         raise
 
     def close() -> None:
-        payload.close()
-        audio.close()
-        stream.close()
+        payload.close()  # stops synthesis within one piece and releases the engine
         slots.give_back()
 
     if body.stream_format == "sse":
         media_type, headers = "text/event-stream", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     else:
-        media_type, headers = MIME_TYPES[body.response_format], {}
+        media_type, headers = FORMATS[body.response_format].mime, {}
     return ClosingStreamingResponse(first, payload, close, media_type=media_type, headers=headers)

@@ -1,0 +1,208 @@
+"""The one speech pipeline: text chunks -> engine pieces (under one lease each) -> one time-stretch ->
+one encoder -> bytes. Every caller (the speech route, SSE, the UI's long render, background jobs) uses
+`speak()`. Synthesis runs on its own thread feeding a bounded queue, so it overlaps with encoding and
+with sending; closing the generator stops synthesis within one piece and releases the lease."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tts_studio.audio.decode import DecodedAudio
+from tts_studio.audio.dsp import OUTPUT_RATE, stretch_stream
+from tts_studio.audio.encode import encode_stream
+from tts_studio.engines.base import AudioChunk, SynthesisRequest, VoiceReference
+from tts_studio.engines.manager import ModelManager
+from tts_studio.engines.scheduler import Priority
+from tts_studio.errors import StudioError
+from tts_studio.services.library import reference_wav
+from tts_studio.services.plan import SpeechPlan
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+QUEUE_DEPTH = 8  # audio pieces synthesised ahead of the encoder
+
+
+class ClientStalled(StudioError):
+    status = 408
+    type = "invalid_request_error"
+    code = "client_stalled"
+
+
+@dataclass
+class Progress:
+    """Filled in as the pipeline runs (callers read it for SSE usage and progress bars)."""
+
+    chunks_done: int = 0
+    chunks_total: int = 0
+    audio_seconds: float = 0.0
+
+    @property
+    def output_tokens(self) -> int:
+        """Audio length in 20 ms units, reported as SSE usage."""
+        return max(1, round(self.audio_seconds * OUTPUT_RATE / 480))
+
+
+def _inline_reference(audio: DecodedAudio, root: Path) -> tuple[Path, VoiceReference]:
+    """A per-request reference written to a temp folder (removed when its stream ends)."""
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="voice-", dir=root))
+    try:
+        wav = reference_wav(audio)
+        path = folder / "reference.wav"
+        path.write_bytes(wav)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    reference = VoiceReference(
+        voice_id="inline", audio_path=path, sample_rate=audio.sample_rate, transcript=None, language="en",
+        content_hash=hashlib.sha256(wav).hexdigest(), cache_dir=folder / "cache", duration=audio.duration,
+    )  # fmt: skip
+    return folder, reference
+
+
+def synthesize(
+    manager: ModelManager, plan: SpeechPlan, priority: Priority, progress: Progress
+) -> Generator[AudioChunk, None, None]:
+    """Engine pieces for every chunk of `plan`. The inline reference is written before the lease is taken
+    (a failed write holds nothing); the lease is released and temp files removed on every path."""
+    folder: Path | None = None
+    lease = None
+    started = time.perf_counter()
+    try:
+        reference = plan.voice.reference
+        if plan.inline_audio is not None:
+            assert plan.temp_root is not None
+            folder, reference = _inline_reference(plan.inline_audio, plan.temp_root)
+        lease = manager.acquire(plan.engine_id, priority)
+        for text in plan.chunks:
+            request = SynthesisRequest(
+                text=text, voice=plan.voice.name, speed=plan.native_speed, language=plan.language,
+                instructions=plan.instructions, params=plan.params, reference=reference,
+            )  # fmt: skip
+            pieces = lease.engine.stream(request)
+            try:
+                while True:
+                    with lease.turn():  # the device for one piece (or already held for the stream)
+                        piece = next(pieces, None)
+                    if piece is None:
+                        break
+                    yield piece
+            finally:
+                close: Callable[[], Any] | None = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
+            progress.chunks_done += 1
+    finally:
+        if lease is not None:
+            lease.release()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        log.info("speech %s/%s: %d/%d chunks in %.2f s", plan.engine_id, plan.voice.name, progress.chunks_done,
+                 progress.chunks_total, time.perf_counter() - started)  # fmt: skip
+
+
+def on_own_thread(make: Callable[[], Iterator[T]], stall_seconds: float, name: str) -> Generator[T, None, None]:
+    """Run the iterator `make()` on its own thread, `QUEUE_DEPTH` items ahead of the consumer. Closing
+    this generator stops the producer after its current item; a consumer that takes nothing for
+    `stall_seconds` makes the producer give up (and let go of its engine)."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
+    stop, finished = threading.Event(), threading.Event()
+    outcome: list[BaseException] = []
+
+    def put(message: tuple[str, Any]) -> bool:
+        deadline = time.monotonic() + stall_seconds
+        while not stop.is_set():
+            try:
+                items.put(message, timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                return True
+            except queue.Full:
+                if time.monotonic() >= deadline:
+                    outcome.append(ClientStalled(f"The client took nothing for {stall_seconds:.0f} s."))
+                    return False
+        return False
+
+    def produce() -> None:
+        source: Iterator[T] | None = None
+        try:
+            source = make()
+            for item in source:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:
+            outcome.append(exc)
+            put(("error", exc))
+        finally:
+            close: Callable[[], Any] | None = getattr(source, "close", None)
+            if close is not None:
+                close()
+            finished.set()
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                kind, value = items.get(timeout=1.0)
+            except queue.Empty:
+                if finished.is_set() and items.empty():
+                    raise outcome[0] if outcome else RuntimeError("synthesis ended without a result") from None
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while True:  # free the queue so a blocked put returns and sees `stop`
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                break
+        worker.join()
+
+
+def speak(
+    manager: ModelManager,
+    plans: Sequence[SpeechPlan],
+    fmt: str,
+    *,
+    priority: Priority = Priority.INTERACTIVE,
+    progress: Progress | None = None,
+    stall_seconds: float = 60.0,
+) -> Generator[bytes, None, None]:
+    """Encoded audio for `plans` spoken one after another (the UI's long texts are several plans),
+    bytes as soon as the encoder has them. Errors before the first byte propagate to the caller."""
+    progress = progress if progress is not None else Progress()
+    progress.chunks_total = sum(len(plan.chunks) for plan in plans)
+    tempo = plans[0].tempo
+
+    def pieces() -> Generator[AudioChunk, None, None]:
+        for plan in plans:
+            yield from synthesize(manager, plan, priority, progress)  # close() reaches the lease holder
+
+    def audio() -> Generator[AudioChunk, None, None]:
+        yield from stretch_stream(pieces(), tempo)
+
+    chunks = on_own_thread(audio, stall_seconds, f"synth-{plans[0].engine_id}")
+
+    def counted() -> Iterator[AudioChunk]:
+        for chunk in chunks:
+            progress.audio_seconds += chunk.duration
+            yield chunk
+
+    try:
+        yield from encode_stream(counted(), fmt)
+    finally:
+        chunks.close()
