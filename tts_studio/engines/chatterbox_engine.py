@@ -7,18 +7,19 @@ Chatterbox has no native streaming: the service streams it sentence chunk by sen
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tts_studio.config import Settings
 from tts_studio.engines.base import AudioChunk, EngineInfo, ParamSpec, SynthesisRequest, VoiceReference
-from tts_studio.engines.torch_utils import VoiceCache, out_of_memory, seed_everything
-from tts_studio.engines.weights import resolve_weights
-from tts_studio.errors import EngineUnavailable, InvalidRequest
+from tts_studio.engines.torch_base import TorchEngine
+from tts_studio.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,27 @@ CHATTERBOX_TURBO_INFO = EngineInfo(
 )
 
 
-VARIANTS = {  # engine id -> (module, class)
-    "chatterbox": ("chatterbox.tts", "ChatterboxTTS"),
-    "chatterbox-multilingual": ("chatterbox.mtl_tts", "ChatterboxMultilingualTTS"),
-    "chatterbox-turbo": ("chatterbox.tts_turbo", "ChatterboxTurboTTS"),
-}
+@dataclass(frozen=True)
+class Variant:
+    """One Chatterbox model, as data: its package class and what it needs."""
+
+    info: EngineInfo
+    module: str
+    cls: str
+    min_reference_seconds: float = 0.0  # Turbo needs a clip longer than 5 s
+    language_param: bool = False  # the multilingual model takes `language` (as language_id)
+    offline_tokenizer: bool = False  # its tokenizer fetches a file that the weights already hold
+
+
+VARIANTS = {
+    v.info.id: v
+    for v in (
+        Variant(CHATTERBOX_INFO, "chatterbox.tts", "ChatterboxTTS"),
+        Variant(CHATTERBOX_MULTILINGUAL_INFO, "chatterbox.mtl_tts", "ChatterboxMultilingualTTS",
+                language_param=True, offline_tokenizer=True),
+        Variant(CHATTERBOX_TURBO_INFO, "chatterbox.tts_turbo", "ChatterboxTurboTTS", min_reference_seconds=5.0),
+    )
+}  # fmt: skip
 
 
 def _chinese_segmenter_ready() -> bool:
@@ -142,43 +159,30 @@ def _offline_chinese(folder: Path) -> Iterator[None]:
                 sys.modules["spacy_pkuseg"] = segmenter
 
 
-class ChatterboxEngine:
+class ChatterboxEngine(TorchEngine):
     """One Chatterbox model; `stream` speaks one text chunk per call with the request's conditionals."""
 
-    def __init__(self, info: EngineInfo, settings: Settings) -> None:
-        self.info = info
-        self._settings = settings
-        self._module_name, self._class_name = VARIANTS[info.id]
-        self._model: Any = None
+    def __init__(self, variant: Variant, settings: Settings) -> None:
+        super().__init__(variant.info, settings)
+        self.variant = variant
         self._module: Any = None
-        self._device = "cpu"
-        self._voices = VoiceCache(info.id, lambda conds, path: conds.save(path), self._load_conditionals)
 
-    def load(self, device: str) -> None:
-        import importlib
-
-        folder = resolve_weights(self._settings, self.info)
-        module = self._module = importlib.import_module(self._module_name)
-        offline = _offline_chinese(folder) if self.info.id == "chatterbox-multilingual" else nullcontext()
+    def _load_model(self, folder: Path, device: str) -> Any:
+        module = self._module = importlib.import_module(self.variant.module)
+        offline = _offline_chinese(folder) if self.variant.offline_tokenizer else nullcontext()
         with offline:
-            self._model = getattr(module, self._class_name).from_local(folder, device)
-        self._device = device
+            model = getattr(module, self.variant.cls).from_local(folder, device)
         if not self._settings.watermark:
             import perth
 
-            self._model.watermarker = perth.DummyWatermarker()
+            model.watermarker = perth.DummyWatermarker()
             log.warning("Chatterbox watermarking is off (setting watermark).")
+        return model
 
-    def unload(self) -> None:
-        self._model = None
-        self._voices.clear()
+    def _save_voice(self, value: Any, path: Path) -> None:
+        value.save(path)
 
-    @property
-    def encoded(self) -> int:
-        """References encoded from audio (not from a cache) since load."""
-        return self._voices.built
-
-    def _load_conditionals(self, path: Path) -> Any:
+    def _load_voice(self, path: Path) -> Any:
         return self._module.Conditionals.load(path, map_location="cpu").to(self._device)
 
     def _conditionals(self, reference: VoiceReference, exaggeration: float) -> Any:
@@ -192,42 +196,27 @@ class ChatterboxEngine:
         return self._voices.get(reference, build)
 
     def stream(self, request: SynthesisRequest) -> Iterator[AudioChunk]:
-        if self._model is None:
-            raise EngineUnavailable(f"The engine '{self.info.id}' is not loaded.")
-        params = {p.name: request.params.get(p.name, p.default) for p in self.info.params}
-        seed_everything(params.pop("seed"))
-        if request.reference is not None:
-            if self.info.id == "chatterbox-turbo" and request.reference.duration <= 5.0:
+        model = self._loaded()
+        params = self._params(request)
+        reference = request.reference
+        if reference is not None:
+            if reference.duration <= self.variant.min_reference_seconds:
                 raise InvalidRequest(
-                    f"Chatterbox Turbo needs a reference clip longer than 5 s; this one is "
-                    f"{request.reference.duration:.1f} s.",
+                    f"{self.info.name} needs a reference clip longer than {self.variant.min_reference_seconds:g} s; "
+                    f"this one is {reference.duration:.1f} s.",
                     param="voice",
                 )
-            self._model.conds = self._conditionals(request.reference, params.get("exaggeration", 0.5))
-        elif self._model.conds is None:
+            model.conds = self._conditionals(reference, params.get("exaggeration", 0.5))
+        elif model.conds is None:
             raise InvalidRequest(f"The engine '{self.info.id}' needs a voice to clone.", param="voice")
-        if self.info.id == "chatterbox-multilingual":
+        if self.variant.language_param:
             language = params.pop("language")
             if language not in MTL_LANGUAGES:
                 raise InvalidRequest(f"'language' must be one of {', '.join(MTL_LANGUAGES)}.", param="language")
             params["language_id"] = language
-        try:
-            wav = self._model.generate(request.text, **params)
-        except Exception as exc:
-            oom = out_of_memory(exc, self._device, self.info.id)
-            if oom is not None:
-                raise oom from exc
-            raise
-        yield AudioChunk(wav.squeeze(0).detach().cpu().numpy().astype("float32"), self._model.sr)
+        with self._guarded():
+            wav = model.generate(request.text, **params)
+        yield AudioChunk(wav.squeeze(0).detach().cpu().numpy().astype("float32"), model.sr)
 
 
-def make_chatterbox(settings: Settings) -> ChatterboxEngine:
-    return ChatterboxEngine(CHATTERBOX_INFO, settings)
-
-
-def make_chatterbox_multilingual(settings: Settings) -> ChatterboxEngine:
-    return ChatterboxEngine(CHATTERBOX_MULTILINGUAL_INFO, settings)
-
-
-def make_chatterbox_turbo(settings: Settings) -> ChatterboxEngine:
-    return ChatterboxEngine(CHATTERBOX_TURBO_INFO, settings)
+ENGINES = {eid: (v.info, lambda settings, v=v: ChatterboxEngine(v, settings)) for eid, v in VARIANTS.items()}

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from tts_studio.config import Settings
 from tts_studio.engines.base import AudioChunk, EngineInfo, ParamSpec, SynthesisRequest
 from tts_studio.errors import EngineUnavailable
 
@@ -55,5 +54,4 @@ class HibariEngine:
                 yield AudioChunk(np.asarray(samples, dtype=np.float32), HIBARI_INFO.sample_rate)
 
 
-def make_hibari(settings: Settings) -> HibariEngine:
-    return HibariEngine(threads=settings.hibari_threads)
+ENGINES = {"hibari": (HIBARI_INFO, lambda settings: HibariEngine(threads=settings.hibari_threads))}

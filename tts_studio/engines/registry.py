@@ -1,4 +1,5 @@
-"""The declarative engine registry: engine id -> what it is and how to build it, without importing it."""
+"""The declarative engine registry: engine id -> what it is and how to build it, without importing any engine
+package (engine modules import theirs in load())."""
 
 from __future__ import annotations
 
@@ -25,40 +26,22 @@ class EngineSpec:
         return all(importlib.util.find_spec(module) is not None for module in self.requires)
 
 
-def _info(path: str) -> EngineInfo:
-    module, _, attr = path.partition(":")
-    info: EngineInfo = getattr(importlib.import_module(module), attr)
-    return info
-
-
-def _factory(path: str) -> Callable[[Settings], TTSEngine]:
-    def build(settings: Settings) -> TTSEngine:
-        module, _, attr = path.partition(":")
-        engine: TTSEngine = getattr(importlib.import_module(module), attr)(settings)
-        return engine
-
-    return build
-
-
 _CHATTERBOX = "pip install 'tts-studio[chatterbox]'"
 _VOXCPM = "pip install 'tts-studio[voxcpm]'"
-# engine id -> (engine module, install hint, required modules). Engine modules import their packages in load().
-_ENGINES = {
-    "hibari": ("tts_studio.engines.hibari_engine", "pip install hibari-tts", ("hibari",)),
-    "chatterbox": ("tts_studio.engines.chatterbox_engine", _CHATTERBOX, ("chatterbox",)),
-    "chatterbox-multilingual": ("tts_studio.engines.chatterbox_engine", _CHATTERBOX, ("chatterbox",)),
-    "chatterbox-turbo": ("tts_studio.engines.chatterbox_engine", _CHATTERBOX, ("chatterbox",)),
-    "voxcpm2": ("tts_studio.engines.voxcpm_engine", _VOXCPM, ("voxcpm",)),
-    "voxcpm1.5": ("tts_studio.engines.voxcpm_engine", _VOXCPM, ("voxcpm",)),
-}
+# One line per engine module: (module, install hint, modules it needs). Each module declares its engines in
+# `ENGINES = {engine id: (EngineInfo, factory(settings))}` and imports its packages only in load().
+ENGINE_MODULES = (
+    ("tts_studio.engines.hibari_engine", "pip install hibari-tts", ("hibari",)),
+    ("tts_studio.engines.chatterbox_engine", _CHATTERBOX, ("chatterbox",)),
+    ("tts_studio.engines.voxcpm_engine", _VOXCPM, ("voxcpm",)),
+)
 
 
 def default_registry() -> dict[str, EngineSpec]:
-    """Every engine TTS Studio knows, installed or not."""
-    registry = {}
-    for engine_id, (module, hint, requires) in _ENGINES.items():
-        attr = engine_id.upper().replace("-", "_").replace(".", "_")
-        registry[engine_id] = EngineSpec(
-            _info(f"{module}:{attr}_INFO"), _factory(f"{module}:make_{attr.lower()}"), hint, requires
-        )
+    """Every engine TTS Studio knows, installed or not (engine modules import nothing heavy)."""
+    registry: dict[str, EngineSpec] = {}
+    for module_name, hint, requires in ENGINE_MODULES:
+        module = importlib.import_module(module_name)
+        for engine_id, (info, factory) in module.ENGINES.items():
+            registry[engine_id] = EngineSpec(info, factory, hint, requires)
     return registry

@@ -11,14 +11,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tts_studio.config import Settings
 from tts_studio.engines.base import AudioChunk, EngineInfo, ParamSpec, SynthesisRequest, VoiceReference
-from tts_studio.engines.torch_utils import VoiceCache, out_of_memory, seed_everything
-from tts_studio.engines.weights import resolve_weights
-from tts_studio.errors import EngineUnavailable, InvalidRequest
+from tts_studio.engines.torch_base import TorchEngine
+from tts_studio.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -66,67 +66,55 @@ VOXCPM1_5_INFO = EngineInfo(
 )
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One VoxCPM model, as data."""
+
+    info: EngineInfo
+    needs_transcript: bool = False  # 1.5 clones only from a clip with its transcript
+    transcript_optional: bool = False  # 2 clones from the clip alone, better with its transcript
+
+
+VARIANTS = {v.info.id: v for v in (Variant(VOXCPM2_INFO, transcript_optional=True),
+                                   Variant(VOXCPM1_5_INFO, needs_transcript=True))}  # fmt: skip
+
+
 def _compile_works(device: str) -> bool:
     """torch.compile pays off only on CUDA with Triton (Windows and macOS fall back to eager)."""
     return device.startswith("cuda") and importlib.util.find_spec("triton") is not None
 
 
-class VoxCPMEngine:
-    def __init__(self, info: EngineInfo, settings: Settings) -> None:
-        self.info = info
-        self._settings = settings
-        self._model: Any = None
-        self._device = "cpu"
+class VoxCPMEngine(TorchEngine):
+    def __init__(self, variant: Variant, settings: Settings) -> None:
+        super().__init__(variant.info, settings)
+        self.variant = variant
         self._normalizer: Any = None
-        self._voices = VoiceCache(info.id, self._save_prompt, self._load_prompt)
 
     @property
     def sample_rate(self) -> int:
         return int(self._model.tts_model.sample_rate) if self._model is not None else self.info.sample_rate
 
-    def load(self, device: str) -> None:
+    def _load_model(self, folder: Path, device: str) -> Any:
         from voxcpm import VoxCPM
 
-        folder = resolve_weights(self._settings, self.info)
         optimize = _compile_works(device)
         if not optimize:
             log.info("VoxCPM on %s: torch.compile is not available here, running eager (slower).", device)
-        self._model = VoxCPM(str(folder), zipenhancer_model_path=None, enable_denoiser=False, optimize=optimize,
-                             device=device)  # fmt: skip
-        self._device = device
-
-    def unload(self) -> None:
-        self._model = None
-        self._voices.clear()
-
-    @property
-    def encoded(self) -> int:
-        """References encoded from audio (not from a cache) since load."""
-        return self._voices.built
-
-    @staticmethod
-    def _save_prompt(cache: Any, path: Path) -> None:
-        import torch
-
-        torch.save(cache, path)
-
-    def _load_prompt(self, path: Path) -> Any:
-        import torch
-
-        return torch.load(path, map_location=self._device, weights_only=True)
+        return VoxCPM(str(folder), zipenhancer_model_path=None, enable_denoiser=False, optimize=optimize,
+                      device=device)  # fmt: skip
 
     def _prompt_cache(self, reference: VoiceReference) -> Any:
         """The voice's prompt cache: memory, then disk, then encoded once from the reference audio."""
         tts = self._model.tts_model
-        v2 = self.info.id == "voxcpm2"
-        if not v2 and not reference.transcript:
+        if self.variant.needs_transcript and not reference.transcript:
             raise InvalidRequest(
-                "VoxCPM 1.5 clones from a clip and its transcript; add a transcript to this voice.", param="voice"
+                f"{self.info.name} clones from a clip and its transcript; add a transcript to this voice.",
+                param="voice",
             )
 
         def build() -> Any:
             path = str(reference.audio_path)
-            if v2:
+            if self.variant.transcript_optional:
                 prompt = {"prompt_text": reference.transcript, "prompt_wav_path": path} if reference.transcript else {}
                 return tts.build_prompt_cache(reference_wav_path=path, **prompt)
             return tts.build_prompt_cache(prompt_text=reference.transcript, prompt_wav_path=path)
@@ -134,10 +122,8 @@ class VoxCPMEngine:
         return self._voices.get(reference, build)
 
     def stream(self, request: SynthesisRequest) -> Iterator[AudioChunk]:
-        if self._model is None:
-            raise EngineUnavailable(f"The engine '{self.info.id}' is not loaded.")
-        params = {p.name: request.params.get(p.name, p.default) for p in self.info.params}
-        seed_everything(params.pop("seed"))
+        model = self._loaded()
+        params = self._params(request)
         text = request.text
         if params.pop("normalize"):
             if self._normalizer is None:
@@ -148,24 +134,15 @@ class VoxCPMEngine:
         if request.instructions and self.info.instructions:
             text = f"({request.instructions.strip()}){text}"  # VoxCPM2 voice design / style control
         cache = self._prompt_cache(request.reference) if request.reference is not None else None
-        pieces = self._model.tts_model.generate_with_prompt_cache_streaming(
+        pieces = model.tts_model.generate_with_prompt_cache_streaming(
             target_text=text, prompt_cache=cache, max_len=self._settings.voxcpm_max_len, **params
         )
         try:
-            for wav, _, _ in pieces:
-                yield AudioChunk(wav.squeeze(0).float().cpu().numpy(), self.sample_rate)
-        except Exception as exc:
-            oom = out_of_memory(exc, self._device, self.info.id)
-            if oom is not None:
-                raise oom from exc
-            raise
+            with self._guarded():
+                for wav, _, _ in pieces:
+                    yield AudioChunk(wav.squeeze(0).float().cpu().numpy(), self.sample_rate)
         finally:
             pieces.close()
 
 
-def make_voxcpm2(settings: Settings) -> VoxCPMEngine:
-    return VoxCPMEngine(VOXCPM2_INFO, settings)
-
-
-def make_voxcpm1_5(settings: Settings) -> VoxCPMEngine:
-    return VoxCPMEngine(VOXCPM1_5_INFO, settings)
+ENGINES = {eid: (v.info, lambda settings, v=v: VoxCPMEngine(v, settings)) for eid, v in VARIANTS.items()}
