@@ -34,3 +34,13 @@ def test_time_stretch_keeps_pitch(tempo: float) -> None:
     spectrum = np.abs(np.fft.rfft(y[2400:-2400]))
     peak_hz = np.argmax(spectrum) * 24000 / (len(y) - 4800)
     assert peak_hz == pytest.approx(220, rel=0.03)
+
+
+def test_one_format_table_drives_schema_ui_and_files() -> None:
+    from tts_studio.api.schemas import SpeechBody
+    from tts_studio.ui.speak import FILE_FORMATS
+
+    schema = SpeechBody.model_json_schema()["properties"]["response_format"]
+    assert schema["enum"] == list(FORMATS)
+    assert [name for name in FORMATS if name != "pcm"] == FILE_FORMATS
+    assert {name: fmt.extension for name, fmt in FORMATS.items()}["opus"] == "ogg"

@@ -266,3 +266,24 @@ def test_holds_follow_the_engine(tmp_path: Path) -> None:
     with m.lease("per-piece") as piece, m.lease("whole") as whole:
         assert piece.hold is Hold.PIECE and whole.hold is Hold.STREAM
         assert not m.queue("cpu:per-piece").in_use and m.queue("cpu:whole").in_use
+
+
+def test_conditioning_cache_is_bounded_by_entries_and_bytes(tmp_path: Path) -> None:
+    from tts_studio.engines.base import VoiceReference
+    from tts_studio.engines.torch_base import VoiceCache
+
+    def ref(n: int) -> VoiceReference:
+        return VoiceReference(f"v{n}", tmp_path / "a.wav", RATE, None, "en", f"{n:064x}", tmp_path / f"cache{n}")
+
+    saved: list[Path] = []
+    cache = VoiceCache("x", lambda value, path: saved.append(path) or path.write_bytes(b"c"), lambda path: None,
+                       max_entries=3, max_bytes=1000, size=len)  # fmt: skip
+    for n in range(5):
+        cache.get(ref(n), lambda n=n: b"x" * 100)
+    assert cache.entries == 3 and cache.built == 5  # the two least recently used left memory
+    cache.get(ref(2), lambda: b"never built")  # a hit moves it to the back of the line
+    cache.get(ref(5), lambda: b"x" * 100)
+    assert cache.entries == 3 and cache.built == 6
+    cache.get(ref(6), lambda: b"y" * 950)  # bytes bound: older entries go until it fits
+    assert cache.bytes <= 1000 and cache.entries == 1
+    assert len(saved) == 7  # every built conditioning is kept on disk, whatever memory holds

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ResponseFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+from tts_studio.audio.encode import FORMATS
 
 
 class VoiceRef(BaseModel):
@@ -25,7 +25,7 @@ class SpeechBody(BaseModel):
     input: str
     voice: str | VoiceRef
     instructions: str | None = Field(None, max_length=4096)
-    response_format: ResponseFormat = "mp3"
+    response_format: str = Field("mp3", json_schema_extra={"enum": list(FORMATS)})
     speed: float = 1.0
     stream_format: Literal["audio", "sse"] = "audio"
     voice_b64: str | None = Field(None, description="Clone from inline base64 audio (cloning engines).")
@@ -36,6 +36,13 @@ class SpeechBody(BaseModel):
     def _null_is_default(cls, value: Any, info: Any) -> Any:
         if value is None:
             return cls.model_fields[info.field_name].default
+        return value
+
+    @field_validator("response_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in FORMATS:
+            raise ValueError(f"must be one of {', '.join(FORMATS)}")
         return value
 
     @property

@@ -13,24 +13,31 @@ from tts_studio.engines.base import AudioChunk
 
 @dataclass(frozen=True)
 class Format:
-    """How one response format is produced and labelled."""
+    """How one response format is produced and labelled: the one table the API schema, the encoder, the
+    UI and the docs read."""
 
     container: str | None  # None: raw PCM, no container
     codec: str
     mime: str
+    extension: str
     bit_rate: int | None = None
     options: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def playable_file(self) -> bool:
+        """A file a browser or media player opens as is (raw PCM is not)."""
+        return self.container is not None
+
 
 FORMATS: dict[str, Format] = {
-    "mp3": Format("mp3", "libmp3lame", "audio/mpeg", 64_000, (("write_xing", "0"),)),
-    "opus": Format("ogg", "libopus", "audio/opus", 32_000, (("page_duration", "100000"),)),
-    "aac": Format("adts", "aac", "audio/aac", 64_000),
-    "flac": Format("flac", "flac", "audio/flac"),
-    "wav": Format("wav", "pcm_s16le", "audio/wav", None, (("fflags", "+bitexact"),)),  # canonical 44-byte header
-    "pcm": Format(None, "pcm_s16le", "audio/pcm"),
+    "mp3": Format("mp3", "libmp3lame", "audio/mpeg", "mp3", 64_000, (("write_xing", "0"),)),
+    "opus": Format("ogg", "libopus", "audio/opus", "ogg", 32_000, (("page_duration", "100000"),)),
+    "aac": Format("adts", "aac", "audio/aac", "aac", 64_000),
+    "flac": Format("flac", "flac", "audio/flac", "flac"),
+    # fflags=bitexact: no LIST/INFO chunk, so the streamed header is the canonical 44 bytes
+    "wav": Format("wav", "pcm_s16le", "audio/wav", "wav", None, (("fflags", "+bitexact"),)),
+    "pcm": Format(None, "pcm_s16le", "audio/pcm", "pcm"),
 }
-MIME_TYPES = {name: fmt.mime for name, fmt in FORMATS.items()}
 
 
 class _Sink:

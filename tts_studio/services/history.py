@@ -9,6 +9,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tts_studio.audio.encode import FORMATS
 from tts_studio.errors import NotFound
 from tts_studio.services.library import atomic_write_json
 
@@ -55,7 +56,7 @@ class History:
 
     def add(self, audio: bytes, fmt: str, text: str, voice: str, model: str, seconds: float) -> HistoryEntry:
         entry_id = uuid.uuid4().hex[:12]
-        ext = "ogg" if fmt == "opus" else fmt
+        ext = FORMATS[fmt].extension
         entry = HistoryEntry(entry_id, int(time.time()), text[:500], voice, model, fmt, round(seconds, 2),
                              f"{entry_id}.{ext}")  # fmt: skip
         tmp = self.root / f".{entry.file}.tmp"

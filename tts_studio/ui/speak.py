@@ -7,12 +7,13 @@ from typing import Any
 
 import gradio as gr
 
+from tts_studio.audio.encode import FORMATS
 from tts_studio.engines.base import ParamSpec
 from tts_studio.services.render import Rendered, RenderProgress, render
 from tts_studio.services.speech import SpeechOrder
 from tts_studio.ui.context import Studio, error_text
 
-FORMATS = ["mp3", "wav", "opus", "flac", "aac"]
+FILE_FORMATS = [name for name, fmt in FORMATS.items() if fmt.playable_file]
 
 
 def _all_params(studio: Studio) -> dict[str, ParamSpec]:
@@ -50,7 +51,7 @@ def build(studio: Studio) -> dict[str, Any]:
                 voice = gr.Dropdown(studio.voice_choices(), value="alloy", label="Voice", elem_id="voice")
                 model = gr.Dropdown(studio.model_choices(), value="tts-1", label="Model", elem_id="model")
             with gr.Row():
-                fmt = gr.Dropdown(FORMATS, value="mp3", label="Format", elem_id="format")
+                fmt = gr.Dropdown(FILE_FORMATS, value="mp3", label="Format", elem_id="format")
                 speed = gr.Slider(0.25, 4.0, value=1.0, step=0.05, label="Speed", elem_id="speed")
             with gr.Accordion("Advanced", open=False, elem_id="advanced"):
                 instructions = gr.Textbox(label="Instructions (style; engines that support it)", visible=False,

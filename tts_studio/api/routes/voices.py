@@ -68,7 +68,7 @@ def get_voice_map(voices: VoicesDep) -> dict[str, Any]:
 @router.put("/audio/voice_map/{name}", openapi_extra=json_body(VoiceAssignment))
 async def assign_voice(name: str, request: Request, voices: VoicesDep, settings: SettingsDep) -> dict[str, Any]:
     body = await read_json(request, VoiceAssignment, settings.max_body_bytes)
-    return voices.assign(name, body.voice)
+    return await anyio.to_thread.run_sync(voices.assign, name, body.voice)  # an fsynced write
 
 
 @router.delete("/audio/voice_map/{name}")
@@ -92,7 +92,9 @@ def voice_audio(voice_id: str, voices: VoicesDep, original: bool = False) -> Fil
 @router.patch("/audio/voices/{voice_id}", openapi_extra=json_body(VoicePatch))
 async def edit_voice(voice_id: str, request: Request, voices: VoicesDep, settings: SettingsDep) -> dict[str, Any]:
     patch = await read_json(request, VoicePatch, settings.max_body_bytes)
-    voices.library.update(voice_id, name=patch.name, transcript=patch.transcript, language=patch.language)
+    await anyio.to_thread.run_sync(  # an fsynced write
+        lambda: voices.library.update(voice_id, name=patch.name, transcript=patch.transcript, language=patch.language)
+    )
     return voices.entry(voice_id)
 
 
