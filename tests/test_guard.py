@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.test_errors import assert_envelope
-from tts_studio.api.guard import BrowserPolicy
+from tts_studio.api.guard import BrowserGuard, BrowserPolicy
 
 VOICES = Path(__file__).resolve().parents[1] / "voices"
 EVIL = {"Origin": "http://evil.example"}
@@ -139,3 +139,38 @@ def test_ui_is_guarded_and_not_frameable(live_server: Callable[..., LiveServer])
     ):
         assert request.status_code == 403
     assert httpx.get(f"{live.url}/ui/gradio_api/run-history/buckets").status_code in (404, 405)
+
+
+def test_websocket_handshake_from_a_foreign_origin_is_refused() -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    accepted: list[str] = []
+
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        accepted.append(ws.headers.get("origin", ""))
+        await ws.send_text("hi")
+        await ws.close()
+
+    app = BrowserGuard(Starlette(routes=[WebSocketRoute("/ws", echo)]), BrowserPolicy("127.0.0.1", [], []))
+    client = TestClient(app, base_url="http://127.0.0.1")
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect("/ws", headers={"Host": "127.0.0.1", "Origin": "http://evil.example"}),
+    ):
+        pass
+    assert refused.value.code == 1008 and accepted == []
+    with client.websocket_connect("/ws", headers={"Host": "127.0.0.1", "Origin": "http://localhost:3000"}) as ws:
+        assert ws.receive_text() == "hi"
+    assert accepted == ["http://localhost:3000"]
+
+
+def test_ui_banner_when_exposed_without_a_key(live_server: Callable[..., LiveServer]) -> None:
+    exposed = live_server(enable_ui=True, host="0.0.0.0")
+    assert "exposure-banner" in httpx.get(f"{exposed.url}/ui/config").text
+    keyed = live_server(enable_ui=True, host="0.0.0.0", api_key="k")
+    config = httpx.get(f"{keyed.url}/ui/config", headers={"Authorization": "Bearer k"})
+    assert "exposure-banner" not in config.text

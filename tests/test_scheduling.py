@@ -20,7 +20,7 @@ from tts_studio.engines.base import AudioChunk
 from tts_studio.engines.manager import ModelManager
 from tts_studio.engines.scheduler import DeviceQueue, Hold, Priority
 from tts_studio.errors import EngineUnavailable
-from tts_studio.services.pipeline import Progress, speak
+from tts_studio.services.pipeline import ClientStalled, Progress, speak
 from tts_studio.services.plan import SpeechPlan
 from tts_studio.services.voices import ResolvedVoice
 
@@ -287,3 +287,16 @@ def test_conditioning_cache_is_bounded_by_entries_and_bytes(tmp_path: Path) -> N
     cache.get(ref(6), lambda: b"y" * 950)  # bytes bound: older entries go until it fits
     assert cache.bytes <= 1000 and cache.entries == 1
     assert len(saved) == 7  # every built conditioning is kept on disk, whatever memory holds
+
+
+def test_a_client_that_stops_reading_frees_the_device(tmp_path: Path) -> None:
+    """An exclusive (whole-stream) lease must not hold the device for a client that takes nothing."""
+    script = Script(pieces=40)
+    info = double_info("cpu-x", exclusive=True)
+    m = _manager(tmp_path, (info, script))
+    audio = speak(m, [_plan("cpu-x", info, tmp_path)], "pcm", stall_seconds=0.2)
+    assert next(audio)
+    wait_for(lambda: m.in_use("cpu-x") == 0 and not m.queue("cpu:cpu-x").in_use)
+    with pytest.raises(ClientStalled):
+        for _ in audio:
+            pass
