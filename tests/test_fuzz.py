@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ def _operations() -> list[tuple[str, str, dict[str, Any]]]:
     from tts_studio.api.routes.docs import build_openapi
     from tts_studio.app import create_app
 
-    doc = build_openapi(create_app(make_settings(Path("/nonexistent-fuzz"))))
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = build_openapi(create_app(make_settings(Path(tmp))))
     return [(m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items() if m != "delete"]
 
 
