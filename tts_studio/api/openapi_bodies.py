@@ -9,7 +9,9 @@ from pydantic import BaseModel
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+    """The model's schema; nested models (`$defs`) are moved to components by routes/docs.py."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def form_body(required: list[str], properties: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -21,7 +23,12 @@ _FILE = {"type": "string", "format": "binary"}
 VOICE_UPLOAD_BODY = form_body(
     ["name", "audio_sample"],
     {
-        "name": {"type": "string", "maxLength": 100, "description": "Display name (not an OpenAI or engine voice)."},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "description": "Display name (not an OpenAI or engine voice).",
+        },
         "audio_sample": {**_FILE, "description": "wav, mp3, flac, ogg/opus, m4a/aac or webm; 1-120 s."},
         "consent": {"type": "string", "description": "true/false or an OpenAI consent id."},
         "transcript": {"type": "string", "maxLength": 4096},

@@ -44,7 +44,7 @@ _WRITE = ("400", "401", "403", "413", "415", "429", "500", "503")
 
 
 def _error_codes(method: str, path: str) -> tuple[str, ...]:
-    codes: tuple[str, ...] = ("401", "403", "500")
+    codes: tuple[str, ...] = ("400", "401", "403", "500")
     if method in ("post", "put", "patch"):
         codes = _WRITE
     if "{" in path or path.endswith("/speech"):
@@ -65,6 +65,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
     for path, operations in doc.get("paths", {}).items():
         for method, operation in operations.items():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                doc["components"]["schemas"].update(content.get("schema", {}).pop("$defs", {}))
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             for code in _error_codes(method, path):

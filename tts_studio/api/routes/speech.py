@@ -26,7 +26,19 @@ from tts_studio.services.speech import SpeechOrder
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-_OPENAPI_BODY = json_body(SpeechBody)
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_OPENAPI_BODY = {
+    **json_body(SpeechBody),
+    "responses": {
+        "200": {
+            "description": "The audio, streamed as it is made (or SSE events with stream_format=sse).",
+            "content": {
+                **{fmt.mime: _BINARY for fmt in FORMATS.values()},
+                "text/event-stream": {"schema": {"type": "string"}},
+            },
+        }
+    },
+}
 
 
 def _event(payload: dict[str, Any]) -> bytes:
