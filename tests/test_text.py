@@ -41,3 +41,15 @@ def test_cjk_punctuation_ends_sentences() -> None:
 
 def test_empty_text_has_no_chunks() -> None:
     assert chunk_text("  \n\n ") == []
+
+
+def test_a_long_first_sentence_is_cut_short_for_fast_first_audio() -> None:
+    text = "This opening sentence rambles on, and on, with clause after clause, " * 4 + "until it ends. Next."
+    chunks = chunk_text(text, max_chars=300, first_chars=80)
+    assert len(chunks[0]) <= 80 and all(len(c) <= 300 for c in chunks)
+    assert " ".join(chunks).split() == normalize(text).split()  # nothing lost or reordered
+
+
+def test_long_numbers_are_read_digit_by_digit() -> None:
+    assert normalize("I owe 1234567890123456789 dollars.") == "I owe " + " ".join("1234567890123456789") + " dollars."
+    assert normalize("Call 555,000,123 now.") == "Call 555,000,123 now."  # short numbers stay numbers

@@ -99,6 +99,5 @@ def chunk_text(text: str, max_chars: int = 300, first_chars: int = 120) -> list[
         pieces.extend(_split_long(sentence, max_chars))
     if not pieces:
         return []
-    head = _pack(pieces[:1], first_chars)
-    rest = _pack(pieces[1:], max_chars)
-    return head + rest
+    first = _split_long(pieces[0], min(first_chars, max_chars))  # a long first sentence is cut short
+    return first[:1] + _pack(first[1:] + pieces[1:], max_chars)

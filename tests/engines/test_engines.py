@@ -120,7 +120,7 @@ def test_first_bytes_leave_before_the_end(studio: LiveServer, model: str) -> Non
             if chunk:
                 client_has_bytes.set()
     real.stream = original  # type: ignore[attr-defined]
-    assert len(waits) >= 2 and all(waits)
+    assert waits and all(waits)  # at least one later piece, and it waited for bytes the client already had
 
 
 def test_loading_another_gpu_engine_evicts_the_last(studio: LiveServer) -> None:
