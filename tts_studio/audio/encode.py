@@ -94,7 +94,7 @@ class StreamEncoder:
         return data
 
 
-FIRST_SLICE_SECONDS = 0.2  # the first chunk is encoded in slices this long: first bytes need not wait
+FIRST_SLICE_SECONDS = 0.1  # the first chunk is encoded in slices this long: first bytes need not wait
 
 
 def encode_stream(chunks: Iterable[AudioChunk], fmt: str) -> Generator[bytes, None, None]:

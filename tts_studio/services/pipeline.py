@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tts_studio.audio.decode import DecodedAudio
 from tts_studio.audio.dsp import OUTPUT_RATE, stretch_stream
@@ -111,66 +111,83 @@ def synthesize(
                  progress.chunks_total, time.perf_counter() - started)  # fmt: skip
 
 
-def on_own_thread(make: Callable[[], Iterator[T]], stall_seconds: float, name: str) -> Generator[T, None, None]:
-    """Run the iterator `make()` on its own thread, `QUEUE_DEPTH` items ahead of the consumer. Closing
-    this generator stops the producer after its current item; a consumer that takes nothing for
-    `stall_seconds` makes the producer give up (and let go of its engine)."""
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
-    stop, finished = threading.Event(), threading.Event()
-    outcome: list[BaseException] = []
+class Prefetched(Generic[T]):
+    """The iterator `make()` run on its own thread, up to QUEUE_DEPTH items ahead of the consumer; it starts
+    at once, so whatever the consumer sets up meanwhile (an encoder) overlaps with it. `close()` stops the
+    producer after its current item; a consumer that takes nothing for `stall_seconds` makes the producer
+    give up (and let go of its engine)."""
 
-    def put(message: tuple[str, Any]) -> bool:
-        deadline = time.monotonic() + stall_seconds
-        while not stop.is_set():
+    def __init__(self, make: Callable[[], Iterator[T]], stall_seconds: float, name: str) -> None:
+        self._make = make
+        self._stall = stall_seconds
+        self._items: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
+        self._stop, self._finished = threading.Event(), threading.Event()
+        self._outcome: list[BaseException] = []
+        self._done = False
+        self._worker = threading.Thread(target=self._produce, name=name, daemon=True)
+        self._worker.start()
+
+    def _put(self, message: tuple[str, Any]) -> bool:
+        deadline = time.monotonic() + self._stall
+        while not self._stop.is_set():
             try:
-                items.put(message, timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-                return True
+                self._items.put(message, timeout=max(0.0, min(1.0, deadline - time.monotonic())))
             except queue.Full:
                 if time.monotonic() >= deadline:
-                    outcome.append(ClientStalled(f"The client took nothing for {stall_seconds:.0f} s."))
+                    self._outcome.append(ClientStalled(f"The client took nothing for {self._stall:.0f} s."))
                     return False
+                continue
+            time.sleep(0)  # hand the GIL over: the consumer is waiting for exactly this item
+            return True
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         source: Iterator[T] | None = None
         try:
-            source = make()
+            source = self._make()
             for item in source:
-                if not put(("item", item)):
+                if not self._put(("item", item)):
                     return
-            put(("end", None))
+            self._put(("end", None))
         except BaseException as exc:
-            outcome.append(exc)
-            put(("error", exc))
+            self._outcome.append(exc)
+            self._put(("error", exc))
         finally:
             close: Callable[[], Any] | None = getattr(source, "close", None)
             if close is not None:
                 close()
-            finished.set()
+            self._finished.set()
 
-    worker = threading.Thread(target=produce, name=name, daemon=True)
-    worker.start()
-    try:
-        while True:
+    def __iter__(self) -> Prefetched[T]:
+        return self
+
+    def __next__(self) -> T:
+        while not self._done:
             try:
-                kind, value = items.get(timeout=1.0)
+                kind, value = self._items.get(timeout=1.0)
             except queue.Empty:
-                if finished.is_set() and items.empty():
-                    raise outcome[0] if outcome else RuntimeError("synthesis ended without a result") from None
+                if self._finished.is_set() and self._items.empty():
+                    self._done = True
+                    raise self._outcome[0] if self._outcome else RuntimeError("synthesis ended early") from None
                 continue
-            if kind == "end":
-                return
+            if kind == "item":
+                item: T = value
+                return item
+            self._done = True
             if kind == "error":
                 raise value
-            yield value
-    finally:
-        stop.set()
-        while True:  # free the queue so a blocked put returns and sees `stop`
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the producer (after its current item) and wait for it; safe to call twice."""
+        self._done = True
+        self._stop.set()
+        while True:  # free the queue so a blocked put returns and sees the stop
             try:
-                items.get_nowait()
+                self._items.get_nowait()
             except queue.Empty:
                 break
-        worker.join()
+        self._worker.join()
 
 
 def speak(
@@ -195,7 +212,7 @@ def speak(
     def audio() -> Generator[AudioChunk, None, None]:
         yield from stretch_stream(pieces(), tempo)
 
-    chunks = on_own_thread(audio, stall_seconds, f"synth-{plans[0].engine_id}")
+    chunks = Prefetched(audio, stall_seconds, f"synth-{plans[0].engine_id}")  # synthesis starts now
 
     def counted() -> Iterator[AudioChunk]:
         for chunk in chunks:
