@@ -13,7 +13,7 @@ from tts_studio.config import Settings
 from tts_studio.engines.base import EngineInfo
 from tts_studio.engines.manager import ModelManager
 from tts_studio.engines.scheduler import Priority
-from tts_studio.errors import EngineUnavailable, InvalidRequest, ModelNotFound
+from tts_studio.errors import EngineUnavailable, InvalidRequest, ModelNotFound, StudioError
 from tts_studio.services.fetch import fetch_audio
 from tts_studio.services.pipeline import Progress, speak
 from tts_studio.services.plan import SpeechOrder, SpeechPlan
@@ -58,6 +58,18 @@ class SpeechService:
         raise EngineUnavailable(
             f"No engine for '{model}' is installed (it maps to: {', '.join(candidates)}).", param="model"
         )
+
+    def served_models(self) -> list[tuple[str, str]]:
+        """(model id, engine id) for every id a client may ask for: the OpenAI aliases an installed engine
+        serves, then the installed engines by their own ids. The one place model ids are listed."""
+        served: list[tuple[str, str]] = []
+        for alias in self.settings.model_map:
+            try:
+                served.append((alias, self.resolve_model(alias)[0]))
+            except StudioError:
+                continue
+        served += [(eid, eid) for eid in self.manager.engine_ids if self.manager.installed(eid)]
+        return served
 
     def plan(self, order: SpeechOrder) -> SpeechPlan:
         """Validate everything that can be checked without loading the engine."""

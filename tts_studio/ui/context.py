@@ -28,17 +28,10 @@ class Studio(Services):
         return [(f"{v.name}{' (bundled)' if v.read_only else ''}", v.id) for v in self.voices.library.all()]
 
     def model_choices(self) -> list[tuple[str, str]]:
-        choices = []
-        for alias in self.settings.model_map:
-            try:
-                engine_id, _ = self.speech.resolve_model(alias)
-            except StudioError:
-                continue
-            choices.append((f"{alias} → {engine_id}", alias))
-        for engine_id in self.manager.engine_ids:
-            if self.manager.installed(engine_id):
-                choices.append((self.manager.info(engine_id).name, engine_id))
-        return choices
+        return [
+            (f"{model_id} → {engine_id}" if model_id != engine_id else self.manager.info(engine_id).name, model_id)
+            for model_id, engine_id in self.speech.served_models()
+        ]
 
     def engine_of(self, model: str) -> str | None:
         try:

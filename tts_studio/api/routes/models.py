@@ -20,18 +20,12 @@ def _alias(model_id: str, engine_id: str) -> dict[str, Any]:
 
 def model_entries(speech: SpeechService) -> list[dict[str, Any]]:
     """OpenAI aliases served by an installed engine, then the installed engines themselves."""
-    manager, settings = speech.manager, speech.settings
     entries: list[dict[str, Any]] = []
-    for alias in settings.model_map:
-        try:
-            engine_id, _ = speech.resolve_model(alias)
-        except StudioError:
+    for model_id, engine_id in speech.served_models():
+        if model_id != engine_id:
+            entries.append(_alias(model_id, engine_id))
             continue
-        entries.append(_alias(alias, engine_id))
-    for engine_id in manager.engine_ids:
-        if not manager.installed(engine_id):
-            continue
-        info = manager.info(engine_id)
+        info = speech.manager.info(engine_id)
         entries.append({"id": engine_id, "object": "model", "created": CREATED, "owned_by": "tts-studio",
                         "engine": engine_id, "name": info.name, "description": info.description,
                         "sample_rate": info.sample_rate, "languages": list(info.languages),
