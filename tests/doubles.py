@@ -31,6 +31,7 @@ class Script:
     pieces: int = 4
     pieces_made: int = 0
     fail_stream: bool = False
+    languages: list[str] = field(default_factory=list)  # SynthesisRequest.language of every chunk
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -58,6 +59,7 @@ class DoubleEngine:
 
     def stream(self, request: SynthesisRequest) -> Iterator[AudioChunk]:
         assert self.loaded, "synthesis on an unloaded engine"
+        self.script.languages.append(request.language)
         try:
             for index in range(self.script.pieces):
                 if self.script.fail_stream:

@@ -300,3 +300,14 @@ def test_a_client_that_stops_reading_frees_the_device(tmp_path: Path) -> None:
     with pytest.raises(ClientStalled):
         for _ in audio:
             pass
+
+
+def test_the_voice_language_reaches_the_engine(live_server: Callable[..., LiveServer]) -> None:
+    script = Script(pieces=1)
+    live = live_server(registry=registry_with((double_info("cloner", cloning=True), script)))
+    clip = (Path(__file__).resolve().parents[1] / "voices" / "lark.flac").read_bytes()
+    voice = httpx.post(f"{live.base_url}/audio/voices", data={"name": "Amélie", "transcript": "x", "language": "fr"},
+                       files={"audio_sample": ("a.flac", clip)}).json()["id"]  # fmt: skip
+    body = {"model": "cloner", "voice": voice, "input": "Bonjour. Au revoir.", "response_format": "pcm"}
+    assert httpx.post(f"{live.base_url}/audio/speech", json=body).status_code == 200
+    assert script.languages == ["fr", "fr"]

@@ -210,10 +210,12 @@ class ChatterboxEngine(TorchEngine):
         elif model.conds is None:
             raise InvalidRequest(f"The engine '{self.info.id}' needs a voice to clone.", param="voice")
         if self.variant.language_param:
-            language = params.pop("language")
-            if language not in MTL_LANGUAGES:
+            params.pop("language")
+            asked = request.params.get("language")
+            if asked is not None and asked not in MTL_LANGUAGES:
                 raise InvalidRequest(f"'language' must be one of {', '.join(MTL_LANGUAGES)}.", param="language")
-            params["language_id"] = language
+            voice_language = request.language.split("-")[0].lower()  # the voice's own language, e.g. pt-BR -> pt
+            params["language_id"] = asked or (voice_language if voice_language in MTL_LANGUAGES else "en")
         with self._guarded():
             wav = model.generate(request.text, **params)
         yield AudioChunk(wav.squeeze(0).detach().cpu().numpy().astype("float32"), model.sr)
