@@ -41,9 +41,17 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.state.speech_slots = RequestSlots(settings.max_active_requests)
         app.state.transcription_slots = RequestSlots(settings.max_active_transcriptions, "transcription")
         app.state.started = time.monotonic()
+        wyoming = None
+        if settings.wyoming_port is not None:
+            from tts_studio.wyoming_server import WyomingServer  # the wyoming package only when asked for
+
+            wyoming = WyomingServer(services, app.state.speech_slots, app.state.transcription_slots)
+            await wyoming.start()
         try:
             yield
         finally:
+            if wyoming is not None:
+                await wyoming.stop()
             await anyio.to_thread.run_sync(services.manager.unload_all)  # never on the event loop
 
     # No CDN pages: /docs is our own local page (routes/docs.py), /redoc is off.

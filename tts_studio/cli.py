@@ -9,9 +9,10 @@ import socket
 import sys
 from collections.abc import Sequence
 from logging.handlers import RotatingFileHandler
+from typing import Any
 
 from tts_studio import __version__
-from tts_studio.config import Settings, exposed_without_key
+from tts_studio.config import Settings, exposed_without_key, is_loopback_host
 
 log = logging.getLogger("tts_studio")
 
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key-file", help="read the API key from this file")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
     serve.add_argument("--idle-unload-seconds", type=float, help="unload engines idle this long")
+    serve.add_argument(
+        "--wyoming",
+        metavar="[HOST:]PORT",
+        help="also serve the Wyoming protocol for Home Assistant (usually 10200; no authentication)",
+    )
     serve.add_argument("--open-browser", action="store_true", help="open the studio in the browser once it answers")
     serve.add_argument("--no-ui", action="store_true", help="serve the API only (no Gradio)")
     sub.add_parser("engines", help="list the engines, whether they are installed, and their install commands")
@@ -96,6 +102,14 @@ def download(settings: Settings, engine_id: str) -> int:
         return 1
     print(f"{engine_id}: weights ready in {path}")
     return 0
+
+
+def wyoming_address(value: str) -> dict[str, Any]:
+    """`PORT`, `HOST:PORT` or `[V6]:PORT` as settings."""
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise SystemExit(f"--wyoming takes [HOST:]PORT, e.g. 10200 or 0.0.0.0:10200; got {value!r}.")
+    return {"wyoming_port": int(port), "wyoming_host": host.strip("[]") or None}
 
 
 def local_host(host: str) -> str:
@@ -161,6 +175,12 @@ def serve(settings: Settings, open_browser: bool = False) -> int:
             "your voices. Set TTS_STUDIO_API_KEY (or api_key_file).",
             settings.host,
         )
+    if settings.wyoming_port is not None and not is_loopback_host(settings.wyoming_host or settings.host):
+        log.warning(
+            "The Wyoming server listens on %s: Wyoming has no authentication, so anyone who can reach it can "
+            "make the studio speak and transcribe (the API key does not apply to it).",
+            settings.wyoming_host or settings.host,
+        )
     if "*" in settings.allowed_origins and settings.api_key is None:
         log.warning("allowed_origins is '*' without an API key: every web page you visit can use the studio.")
     app = create_app(settings)
@@ -192,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k in ("host", "port", "device", "api_key", "api_key_file", "log_level", "idle_unload_seconds")
         },
         enable_ui=False if getattr(args, "no_ui", False) else None,
+        **(wyoming_address(args.wyoming) if getattr(args, "wyoming", None) else {}),
     )
     setup_logging(settings)
     if getattr(args, "api_key", None):

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(_DIRS.user_cache_path, description="Model downloads and temporary files.")
     log_dir: Path = Field(_DIRS.user_log_path, description="Log files.")
     log_level: str = Field("INFO", description="Logging level.")
+    wyoming_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve the Wyoming protocol (Home Assistant) on this TCP port; usually 10200."
+    )
+    wyoming_host: str | None = Field(None, description="Address for the Wyoming server (default: the same as host).")
+    wyoming_model: str = Field("tts-1", description="The model Wyoming clients speak with (tts-1: the fast default).")
     enable_ui: bool = Field(True, description="Serve the studio UI at /ui (off: API only, no gradio import).")
 
     @field_validator("api_key", mode="before")
