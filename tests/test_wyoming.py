@@ -171,3 +171,13 @@ def test_wyoming_address_parsing() -> None:
     assert wyoming_address("[::1]:10200") == {"wyoming_port": 10200, "wyoming_host": "::1"}
     with pytest.raises(SystemExit):
         wyoming_address("nope")
+
+
+def test_a_busy_wyoming_port_does_not_stop_the_studio(live_server: Callable[..., LiveServer]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        live = live_server(wyoming_port=taken.getsockname()[1])
+        assert httpx.get(f"{live.url}/health").status_code == 200

@@ -190,13 +190,23 @@ class WyomingServer:
         assert settings.wyoming_port is not None
         self.port = settings.wyoming_port
         self._server = AsyncTcpServer(self.host, self.port)
+        self.running = False
 
     def _handler(self, *args: Any, **kwargs: Any) -> StudioHandler:
         return StudioHandler(self, *args, **kwargs)
 
-    async def start(self) -> None:
-        await self._server.start(self._handler)
+    async def start(self) -> bool:
+        """Listen; a busy port is logged, not fatal: the HTTP studio still starts."""
+        try:
+            await self._server.start(self._handler)
+        except OSError as exc:
+            log.error("The Wyoming server cannot listen on %s:%d (%s); it is off.", self.host, self.port, exc.strerror)
+            return False
+        self.running = True
         log.info("Wyoming server on tcp://%s:%d (Home Assistant: Wyoming Protocol integration)", self.host, self.port)
+        return True
 
     async def stop(self) -> None:
-        await self._server.stop()
+        if self.running:
+            self.running = False
+            await self._server.stop()

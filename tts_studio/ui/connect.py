@@ -15,8 +15,10 @@ API key: {key}; model `tts-1` (or an engine id); voice `alloy` or the id of one 
 **SillyTavern**: Extensions → TTS → provider *OpenAI Compatible*; endpoint `{base}/audio/speech`;
 model `tts-1`; voices: any id from the Voices tab (mp3 is the default format).
 
-**Home Assistant**: add the *OpenAI TTS* custom integration (sfortis/openai_tts), URL
-`{base}/audio/speech`, model `tts-1`, voice `alloy`.
+**Home Assistant**: start the studio with `--wyoming 10200` (or `TTS_STUDIO_WYOMING_PORT=10200`), then
+Settings → Devices & services → Add integration → *Wyoming Protocol* → host of this machine, port 10200:
+speech and speech-to-text, no add-on. {wyoming}Or use the *OpenAI TTS* custom integration
+(sfortis/openai_tts) with URL `{base}/audio/speech`.
 
 Any OpenAI SDK: set `base_url` to `{base}`; every voice id in the Voices tab and every engine id in the
 Models tab works as `voice` / `model`.
@@ -57,7 +59,10 @@ def build(studio: Studio, demo: gr.Blocks) -> dict[str, Any]:
     def fill(request: gr.Request) -> tuple[str, str, str, str, str]:
         host = request.headers.get("host") or f"{studio.settings.host}:{studio.settings.port}"
         url = f"http://{host}/v1"
-        return (url, *snippets(url, key), NOTES.format(base=url, key="your key" if key_set else "any value"))
+        port = studio.settings.wyoming_port
+        wyoming = f"(Wyoming is on: port {port}.) " if port else "(Wyoming is off now.) "
+        notes = NOTES.format(base=url, key="your key" if key_set else "any value", wyoming=wyoming)
+        return (url, *snippets(url, key), notes)
 
     demo.load(fill, None, [base, python, js, curl, notes], queue=False)
     return {}
