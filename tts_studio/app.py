@@ -19,6 +19,7 @@ from tts_studio.api.request_id import RequestIdMiddleware
 from tts_studio.api.routes import docs, health, models, speech, transcriptions, voices
 from tts_studio.config import Settings
 from tts_studio.engines.registry import EngineSpec, default_registry
+from tts_studio.mcp_server import mount_mcp
 from tts_studio.offline import disable_telemetry
 from tts_studio.services.container import build_services
 
@@ -48,7 +49,8 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
             wyoming = WyomingServer(services, app.state.speech_slots, app.state.transcription_slots)
             await wyoming.start()
         try:
-            yield
+            async with mcp.session_manager.run():
+                yield
         finally:
             if wyoming is not None:
                 await wyoming.stop()
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.include_router(module.router, prefix="/v1", dependencies=protected)
     app.include_router(docs.router, dependencies=protected)
     app.include_router(health.router)
+    mcp = mount_mcp(app, services)  # /mcp, behind the key
     if settings.enable_ui:
         from tts_studio.ui.app import ASSETS, UI_PATH, mount_ui  # gradio is imported only when the UI is on
 

@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--open-browser", action="store_true", help="open the studio in the browser once it answers")
     serve.add_argument("--no-ui", action="store_true", help="serve the API only (no Gradio)")
     sub.add_parser("engines", help="list the engines, whether they are installed, and their install commands")
+    sub.add_parser("mcp", help="serve the MCP tools (speak, transcribe, list_voices, list_models) over stdio")
     download = sub.add_parser("download", help="download an engine's weights for offline use")
     download.add_argument("engine", help="engine id, e.g. chatterbox or voxcpm2")
     return parser
@@ -110,6 +111,22 @@ def wyoming_address(value: str) -> dict[str, Any]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise SystemExit(f"--wyoming takes [HOST:]PORT, e.g. 10200 or 0.0.0.0:10200; got {value!r}.")
     return {"wyoming_port": int(port), "wyoming_host": host.strip("[]") or None}
+
+
+def serve_mcp_stdio(settings: Settings) -> int:
+    """MCP over stdin/stdout for agent clients that start the server themselves (logs go to stderr)."""
+    from tts_studio.engines.registry import default_registry
+    from tts_studio.mcp_server import build_mcp
+    from tts_studio.offline import disable_telemetry
+    from tts_studio.services.container import build_services
+
+    disable_telemetry(settings.cache_dir)
+    services = build_services(settings, default_registry())
+    try:
+        build_mcp(services).run("stdio")
+    finally:
+        services.manager.unload_all()
+    return 0
 
 
 def local_host(host: str) -> str:
@@ -222,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings, open_browser=args.open_browser)
     if args.command == "engines":
         return list_engines()
+    if args.command == "mcp":
+        return serve_mcp_stdio(settings)
     if args.command == "download":
         return download(settings, args.engine)
     return 2

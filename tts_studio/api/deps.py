@@ -40,14 +40,23 @@ SpeechDep = Annotated[SpeechService, Depends(get_speech)]
 VoicesDep = Annotated[VoiceCatalog, Depends(get_voices)]
 
 
+def key_accepted(settings: Settings, authorization: str | None) -> bool:
+    """Whether an `Authorization` header carries the API key (always, when the studio has none)."""
+    if settings.api_key is None:
+        return True
+    scheme, _, token = (authorization or "").partition(" ")
+    expected = settings.api_key.get_secret_value()
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def unauthorized() -> Unauthorized:
+    return Unauthorized(
+        "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
 def require_api_key(request: Request, settings: SettingsDep) -> None:
     """With an API key configured, demand `Authorization: Bearer <key>`; otherwise accept anything."""
-    if settings.api_key is None:
-        return
-    expected = settings.api_key.get_secret_value()
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise Unauthorized(
-            "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if not key_accepted(settings, request.headers.get("authorization")):
+        raise unauthorized()

@@ -115,19 +115,25 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def atomic_write_json(path: Path, payload: Any) -> None:
-    """Write JSON next to `path`, fsync, then rename over it: readers see the old or the new file."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write next to `path`, fsync, then rename over it: readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2, ensure_ascii=False)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # noqa: PTH105 - the atomic rename, spelled as the os call on purpose
         _fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    """JSON written with `atomic_write_bytes`."""
+    atomic_write_bytes(path, json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8"))
 
 
 def reference_wav(audio: DecodedAudio) -> bytes:
