@@ -207,7 +207,7 @@ def test_openai_name_maps_to_my_clone(studio: LiveServer, clip: np.ndarray) -> N
         assert lease.engine.seen[-1].voice_id == "bundled_heart"
     httpx.put(f"{studio.base_url}/audio/voice_map/echo", json={"voice": mine})
     httpx.delete(f"{studio.base_url}/audio/voices/{mine}")
-    assert httpx.get(f"{studio.base_url}/audio/voices/echo").json()["maps_to"] == ["bundled_dusk", "heart"]
+    assert httpx.get(f"{studio.base_url}/audio/voices/echo").json()["maps_to"] == ["bundled_dusk", "fenrir", "heart"]
     bad = httpx.put(f"{studio.base_url}/audio/voice_map/alloy", json={"voice": "nobody"})
     assert bad.status_code == 400
     assert httpx.put(f"{studio.base_url}/audio/voice_map/robot", json={"voice": "bundled_lark"}).status_code == 404

@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.state.transcriber = services.transcriber
         app.state.voices = services.voices
         app.state.speech = services.speech
+        app.state.embedded_voices = services.embedded_voices
         app.state.speech_slots = RequestSlots(settings.max_active_requests)
         app.state.transcription_slots = RequestSlots(settings.max_active_transcriptions, "transcription")
         app.state.started = time.monotonic()

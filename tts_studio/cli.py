@@ -92,6 +92,16 @@ def download(settings: Settings, engine_id: str) -> int:
     from tts_studio.engines.weights import resolve_weights
     from tts_studio.errors import StudioError
 
+    if engine_id == "hibari":  # the embedded engine's optional voices
+        from tts_studio.engines.hibari_engine import download_voices, voice_dir
+
+        try:
+            fetched = download_voices(settings)
+        except StudioError as exc:
+            print(exc.message, file=sys.stderr)
+            return 1
+        print(f"hibari: {', '.join(fetched) or 'every voice was already here'}; voices in {voice_dir(settings)}")
+        return 0
     spec = default_registry().get(engine_id)
     if spec is None or spec.info.weights_repo is None:
         print(f"'{engine_id}' has nothing to download; `tts-studio engines` lists the engines.", file=sys.stderr)

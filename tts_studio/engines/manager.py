@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tts_studio.config import Settings
@@ -91,6 +91,12 @@ class ModelManager:
 
     def info(self, engine_id: str) -> EngineInfo:
         return self._slot(engine_id).spec.info
+
+    def replace_info(self, engine_id: str, info: EngineInfo) -> None:
+        """New static facts about an engine (the embedded engine after voices were downloaded)."""
+        slot = self._slot(engine_id)
+        with slot.lock:
+            slot.spec = replace(slot.spec, info=info)
 
     def installed(self, engine_id: str) -> bool:
         return self._slot(engine_id).spec.installed

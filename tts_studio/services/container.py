@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from tts_studio.audio.decode import AudioLimits
 from tts_studio.config import OPENAI_VOICES, Settings
+from tts_studio.engines.hibari_engine import extra_voices
 from tts_studio.engines.manager import ModelManager
 from tts_studio.engines.registry import EngineSpec
+from tts_studio.services.embedded_voices import EmbeddedVoices
 from tts_studio.services.history import History
 from tts_studio.services.library import VoiceLibrary
 from tts_studio.services.speech import SpeechService
@@ -24,22 +26,27 @@ class Services:
     voices: VoiceCatalog
     transcriber: Transcriber
     history: History
+    embedded_voices: EmbeddedVoices
 
 
 def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Services:
     """Cheap: nothing loads here (engines load on first use, Whisper on first transcript)."""
     manager = ModelManager(engines, settings)
     transcriber = Transcriber()
+    engine_voices = {voice for spec in engines.values() for voice in spec.info.voices}
     library = VoiceLibrary(
         settings.data_dir / "voices",
         settings.bundled_voices_dir,
         AudioLimits(max_bytes=settings.voice_max_bytes, max_seconds=settings.voice_max_seconds),
         transcriber.for_library if settings.auto_transcribe else None,
-        reserved_names={*OPENAI_VOICES, *(voice for spec in engines.values() for voice in spec.info.voices)},
+        reserved_names={*OPENAI_VOICES, *extra_voices(), *engine_voices},
     )
     bundled_map = settings.bundled_voices_dir / "openai_voice_map.json" if settings.bundled_voices_dir else None
     mapping = VoiceMap(bundled_map, settings.data_dir / "voice_map.json", settings.voice_map)
     installed = {eid: spec.info for eid, spec in engines.items() if spec.installed}
     catalog = VoiceCatalog(installed, library, mapping)
     speech = SpeechService(manager, catalog, settings)
-    return Services(settings, manager, speech, catalog, transcriber, History(settings.data_dir / "history"))
+    embedded = EmbeddedVoices(settings, manager, catalog)
+    embedded.refresh()  # voices downloaded earlier are speakable at once
+    history = History(settings.data_dir / "history")
+    return Services(settings, manager, speech, catalog, transcriber, history, embedded)

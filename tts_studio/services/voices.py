@@ -77,6 +77,10 @@ class VoiceCatalog:
         self.library = library
         self.mapping = mapping
 
+    def set_engine(self, info: EngineInfo) -> None:
+        """Replace what an installed engine can speak (its voices changed)."""
+        self._engines[info.id] = info
+
     # -- what engines can do ---------------------------------------------------------------
     def _builtin_engines(self, name: str) -> list[str]:
         return [eid for eid, info in self._engines.items() if name in info.voices]

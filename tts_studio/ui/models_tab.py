@@ -65,6 +65,7 @@ def build(studio: Studio) -> dict[str, Any]:
         load = gr.Button("Load", variant="primary", elem_id="models-load")
         unload = gr.Button("Unload", elem_id="models-unload")
         download = gr.Button("Download weights", elem_id="models-download")
+        voices = gr.Button("Download embedded voices", elem_id="models-voices")
         refresh = gr.Button("Refresh", elem_id="models-refresh")
     status = gr.Textbox(label="Status", interactive=False, elem_id="models-status")
 
@@ -93,6 +94,16 @@ def build(studio: Studio) -> dict[str, Any]:
             return view(f"⚠ {error_text(exc)}")
         return view(f"{engine_id}: weights in {path}")
 
+    def do_voices() -> tuple[Any, ...]:
+        missing = studio.embedded_voices.missing()
+        if not missing:
+            return view(f"Every embedded voice is here: {', '.join(studio.embedded_voices.present())}.")
+        try:
+            fetched = studio.embedded_voices.download()
+        except Exception as exc:
+            return view(f"⚠ {error_text(exc)}")
+        return view(f"Downloaded {', '.join(fetched)}: the OpenAI voice names now use them on the embedded engine.")
+
     def set_idle(seconds: float) -> tuple[Any, ...]:
         studio.settings.idle_unload_seconds = float(seconds)
         return view(f"Engines now unload after {seconds:g} s idle." if seconds >= 0 else "Engines stay loaded.")
@@ -100,6 +111,7 @@ def build(studio: Studio) -> dict[str, Any]:
     outputs = [table, memory, status]
     load.click(do_load, engine, outputs)  # the manager queues the device
     unload.click(do_unload, engine, outputs)
+    voices.click(do_voices, None, outputs)
     download.click(do_download, engine, outputs)
     idle.submit(set_idle, idle, outputs)
     refresh.click(lambda: view(""), None, outputs, queue=False)
