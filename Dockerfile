@@ -4,7 +4,8 @@
 #   docker run -p 8600:8600 -v tts-data:/data -v tts-cache:/cache -e TTS_STUDIO_API_KEY=... tts-studio
 # Inside the container the server binds 0.0.0.0, so it refuses to start without an API key unless one is
 # generated (TTS_STUDIO_GENERATE_KEY=1 prints it once into the log and keeps it in /data/api-key).
-FROM python:3.11-slim-bookworm
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -38,6 +39,6 @@ USER 10001:10001
 VOLUME ["/data", "/cache"]
 EXPOSE 8600 10200
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8600/health', timeout=4).status != 200)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('TTS_STUDIO_PORT', '8600'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=4).status != 200)"]
 ENTRYPOINT ["tts-studio-entrypoint"]
 CMD ["serve"]

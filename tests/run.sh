@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: sets everything up on a fresh machine (venvs, packages, Debian chromium, node), then
+# The test command: sets everything up on a fresh machine (venvs, packages, Debian chromium, node, podman), then
 # lints, type-checks and runs the suite: the core tests in .venv; the UI tests again under the Gradio that
 # `tts-studio[chatterbox]` resolves to (chatterbox-tts pins gradio 6.8.0) in .venv-gradio-pinned; then the
 # engines group (real chatterbox-tts and voxcpm on random-weight checkpoints) in .venv-engines.
@@ -45,6 +45,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     command -v node >/dev/null 2>&1 || missing+=(nodejs)
     command -v npm >/dev/null 2>&1 || missing+=(npm)
+    command -v podman >/dev/null 2>&1 || missing+=(podman)        # the container image test (slow)
+    command -v runc >/dev/null 2>&1 || missing+=(runc)
+    command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "== installing Debian packages: ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
