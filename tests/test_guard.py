@@ -121,6 +121,8 @@ def test_policy_for_a_wildcard_bind() -> None:
     assert not lan.host_allowed("10.0.0.1") and not lan.host_allowed("evil.example")
     assert lan.origin_allowed("http://192.168.1.20:8600", "192.168.1.20:8600")  # the studio's own page
     assert not lan.origin_allowed("http://192.168.1.20:9999", "192.168.1.20:8600")
+    for odd in ("http://[oops", "http://localhost:3000@evil.example", "localhost", "ws://localhost", ""):
+        assert not lan.origin_allowed(odd, "192.168.1.20:8600"), odd
 
 
 def test_ui_is_guarded_and_not_frameable(live_server: Callable[..., LiveServer]) -> None:

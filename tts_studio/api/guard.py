@@ -89,10 +89,14 @@ class BrowserPolicy:
         origin = origin.strip().rstrip("/").lower()
         if self.any_origin or origin in self.origins:
             return True
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(origin)
+            name = parts.hostname
+        except ValueError:  # not a URL at all
+            return False
+        if parts.scheme not in ("http", "https") or not name:
             return False  # "null" (sandboxed frames, file://) and other schemes
-        if host_name(parts.netloc) in LOOPBACK_ORIGIN_HOSTS:
+        if name in LOOPBACK_ORIGIN_HOSTS:
             return True
         return host is not None and parts.netloc == host.strip().lower()  # the studio's own origin
 
