@@ -11,7 +11,6 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 
 from tts_studio import __version__
-from tts_studio.api.admission import RequestSlots
 from tts_studio.api.deps import require_api_key
 from tts_studio.api.errors import install_error_handlers
 from tts_studio.api.guard import BrowserGuard, BrowserPolicy
@@ -19,7 +18,6 @@ from tts_studio.api.request_id import RequestIdMiddleware
 from tts_studio.api.routes import docs, health, models, speech, transcriptions, voices
 from tts_studio.config import Settings
 from tts_studio.engines.registry import EngineSpec, default_registry
-from tts_studio.mcp_server import mount_mcp
 from tts_studio.offline import disable_telemetry
 from tts_studio.services.container import build_services
 
@@ -40,14 +38,14 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.state.voices = services.voices
         app.state.speech = services.speech
         app.state.embedded_voices = services.embedded_voices
-        app.state.speech_slots = RequestSlots(settings.max_active_requests)
-        app.state.transcription_slots = RequestSlots(settings.max_active_transcriptions, "transcription")
+        app.state.speech_slots = services.speech_slots
+        app.state.transcription_slots = services.transcription_slots
         app.state.started = time.monotonic()
         wyoming = None
         if settings.wyoming_port is not None:
             from tts_studio.wyoming_server import WyomingServer  # the wyoming package only when asked for
 
-            wyoming = WyomingServer(services, app.state.speech_slots, app.state.transcription_slots)
+            wyoming = WyomingServer(services)
             await wyoming.start()
         try:
             async with mcp.session_manager.run():
@@ -70,6 +68,8 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.include_router(module.router, prefix="/v1", dependencies=protected)
     app.include_router(docs.router, dependencies=protected)
     app.include_router(health.router)
+    from tts_studio.mcp_server import mount_mcp  # the MCP SDK (about 0.5 s) only when an app is built
+
     mcp = mount_mcp(app, services)  # /mcp, behind the key
     if settings.enable_ui:
         from tts_studio.ui.app import ASSETS, UI_PATH, mount_ui  # gradio is imported only when the UI is on

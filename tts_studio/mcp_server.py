@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tts_studio import __version__
 from tts_studio.api.deps import key_accepted, unauthorized
-from tts_studio.audio.decode import AudioLimits, decode_audio
+from tts_studio.audio.decode import decode_audio
 from tts_studio.audio.encode import FORMATS
 from tts_studio.config import Settings
 from tts_studio.errors import StudioError
@@ -32,8 +32,7 @@ from tts_studio.services.container import Services
 from tts_studio.services.library import atomic_write_bytes
 from tts_studio.services.pipeline import Progress
 from tts_studio.services.speech import SpeechOrder
-
-MAX_AUDIO_BYTES = 25 * 1024 * 1024
+from tts_studio.services.transcription import UPLOAD_LIMITS
 
 
 def build_mcp(services: Services) -> MCPServer:
@@ -73,8 +72,7 @@ def build_mcp(services: Services) -> MCPServer:
         except (binascii.Error, ValueError):
             raise ToolError("'audio_base64' is not valid base64.") from None
         try:
-            limits = AudioLimits(max_bytes=MAX_AUDIO_BYTES, min_seconds=0.05, max_seconds=3600)
-            audio = await anyio.to_thread.run_sync(lambda: decode_audio(data, limits, param="audio_base64"))
+            audio = await anyio.to_thread.run_sync(lambda: decode_audio(data, UPLOAD_LIMITS, param="audio_base64"))
             result = await anyio.to_thread.run_sync(lambda: services.transcriber.transcribe(audio, "en"))
         except StudioError as exc:
             raise ToolError(exc.message) from None

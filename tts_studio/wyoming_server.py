@@ -22,7 +22,6 @@ from wyoming.server import AsyncEventHandler, AsyncTcpServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from tts_studio import __version__
-from tts_studio.api.admission import RequestSlots
 from tts_studio.audio.decode import DecodedAudio
 from tts_studio.audio.dsp import OUTPUT_RATE
 from tts_studio.errors import InvalidRequest, StudioError
@@ -46,8 +45,8 @@ class StudioHandler(AsyncEventHandler):
     def __init__(self, server: WyomingServer, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.services = server.services
-        self.slots = server.speech_slots
-        self.transcription_slots = server.transcription_slots
+        self.slots = server.services.speech_slots
+        self.transcription_slots = server.services.transcription_slots
         self.model = server.services.settings.wyoming_model
         self._streaming: SynthesizeStart | None = None
         self._pending = ""  # streamed text not yet spoken (an unfinished sentence)
@@ -181,10 +180,8 @@ def describe(services: Services, model: str) -> Info:
 class WyomingServer:
     """The TCP server, started and stopped by the app's lifespan."""
 
-    def __init__(self, services: Services, speech_slots: RequestSlots, transcription_slots: RequestSlots) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
-        self.speech_slots = speech_slots
-        self.transcription_slots = transcription_slots
         settings = services.settings
         self.host = settings.wyoming_host or settings.host
         assert settings.wyoming_port is not None

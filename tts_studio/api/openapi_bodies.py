@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tts_studio.services.library import MAX_LANGUAGE, MAX_NAME, MAX_TRANSCRIPT
+
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """The model's schema; nested models (`$defs`) are moved to components by routes/docs.py."""
@@ -26,13 +28,13 @@ VOICE_UPLOAD_BODY = form_body(
         "name": {
             "type": "string",
             "minLength": 1,
-            "maxLength": 100,
+            "maxLength": MAX_NAME,
             "description": "Display name (not an OpenAI or engine voice).",
         },
         "audio_sample": {**_FILE, "description": "wav, mp3, flac, ogg/opus, m4a/aac or webm; 1-120 s."},
         "consent": {"type": "string", "description": "true/false or an OpenAI consent id."},
-        "transcript": {"type": "string", "maxLength": 4096},
-        "language": {"type": "string", "maxLength": 16, "default": "en"},
+        "transcript": {"type": "string", "maxLength": MAX_TRANSCRIPT},
+        "language": {"type": "string", "maxLength": MAX_LANGUAGE, "default": "en"},
     },
 )
 TRANSCRIPTION_BODY = form_body(

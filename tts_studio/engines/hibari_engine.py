@@ -7,7 +7,6 @@ against their sha256 when they arrive and again when they load, and work offline
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -62,12 +61,11 @@ def hibari_info(folder: Path) -> EngineInfo:
     return replace(HIBARI_INFO, voices=(DEFAULT_VOICE, *downloaded_voices(folder)))
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def checksum_ok(path: Path, sha256: str) -> bool:
+    """The file is there and is the one hibari's registry names (its own sha256 helper)."""
+    from hibari.voices import sha256_of
+
+    return path.is_file() and bool(sha256_of(str(path)) == sha256)
 
 
 class HibariEngine:
@@ -102,7 +100,7 @@ class HibariEngine:
             if entry is None or self._folder is None:
                 raise EngineUnavailable(f"The embedded engine has no voice '{name}'.")
             path = self._folder / entry["file"]
-            if not path.is_file() or sha256_of(path) != entry["sha256"]:
+            if not checksum_ok(path, entry["sha256"]):
                 raise EngineUnavailable(
                     f"The embedded voice '{name}' is missing or damaged (checksum mismatch); download it again "
                     "with `tts-studio download hibari` or the Models tab.",
@@ -133,7 +131,7 @@ def download_voices(settings: Settings, base_url: str | None = None) -> list[str
     for name in extra_voices():
         entry = voice_registry()[name]
         dest = folder / entry["file"]
-        if dest.is_file() and sha256_of(dest) == entry["sha256"]:
+        if checksum_ok(dest, entry["sha256"]):
             continue
         try:
             download((base_url or BASE_URL) + entry["file"], str(dest), entry["sha256"])

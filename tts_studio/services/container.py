@@ -10,6 +10,7 @@ from tts_studio.config import OPENAI_VOICES, Settings
 from tts_studio.engines.hibari_engine import extra_voices
 from tts_studio.engines.manager import ModelManager
 from tts_studio.engines.registry import EngineSpec
+from tts_studio.services.admission import RequestSlots
 from tts_studio.services.embedded_voices import EmbeddedVoices
 from tts_studio.services.history import History
 from tts_studio.services.library import VoiceLibrary
@@ -27,6 +28,8 @@ class Services:
     transcriber: Transcriber
     history: History
     embedded_voices: EmbeddedVoices
+    speech_slots: RequestSlots  # admission, shared by every protocol
+    transcription_slots: RequestSlots
 
 
 def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Services:
@@ -49,4 +52,8 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
     embedded = EmbeddedVoices(settings, manager, catalog)
     embedded.refresh()  # voices downloaded earlier are speakable at once
     history = History(settings.data_dir / "history")
-    return Services(settings, manager, speech, catalog, transcriber, history, embedded)
+    speech_slots = RequestSlots(settings.max_active_requests)
+    transcription_slots = RequestSlots(settings.max_active_transcriptions, "transcription")
+    return Services(
+        settings, manager, speech, catalog, transcriber, history, embedded, speech_slots, transcription_slots
+    )

@@ -209,10 +209,7 @@ def speak(
         for plan in plans:
             yield from synthesize(manager, plan, priority, progress)  # close() reaches the lease holder
 
-    def audio() -> Generator[AudioChunk, None, None]:
-        yield from stretch_stream(pieces(), tempo)
-
-    chunks = Prefetched(audio, stall_seconds, f"synth-{plans[0].engine_id}")  # synthesis starts now
+    chunks = Prefetched(lambda: stretch_stream(pieces(), tempo), stall_seconds, f"synth-{plans[0].engine_id}")
 
     def counted() -> Iterator[AudioChunk]:
         for chunk in chunks:

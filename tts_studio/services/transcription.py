@@ -8,12 +8,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tts_studio.audio.decode import DecodedAudio
+from tts_studio.audio.decode import AudioLimits, DecodedAudio
 from tts_studio.audio.dsp import resample
 from tts_studio.errors import EngineUnavailable
 
 log = logging.getLogger(__name__)
 WHISPER_RATE = 16000
+
+# What any caller may hand Whisper (the HTTP route, MCP): OpenAI's 25 MiB, up to an hour.
+UPLOAD_LIMITS = AudioLimits(max_bytes=25 * 1024 * 1024, min_seconds=0.05, max_seconds=3600)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from tts_studio.api.admission import RequestSlots
 from tts_studio.api.body import read_json
 from tts_studio.api.deps import SettingsDep, SpeechDep
 from tts_studio.api.openapi_bodies import json_body
@@ -20,6 +19,7 @@ from tts_studio.api.schemas import SpeechBody
 from tts_studio.api.streaming import ClosingStreamingResponse, first_item
 from tts_studio.audio.encode import FORMATS
 from tts_studio.errors import StudioError, error_body
+from tts_studio.services.admission import RequestSlots
 from tts_studio.services.pipeline import Progress
 from tts_studio.services.speech import SpeechOrder
 

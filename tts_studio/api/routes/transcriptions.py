@@ -10,18 +10,18 @@ import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from tts_studio.api.admission import RequestSlots
 from tts_studio.api.deps import SettingsDep
 from tts_studio.api.forms import file_field, list_field, read_form, text_field
 from tts_studio.api.openapi_bodies import TRANSCRIPTION_BODY
-from tts_studio.audio.decode import AudioLimits, DecodedAudio, decode_audio
+from tts_studio.audio.decode import DecodedAudio, decode_audio
 from tts_studio.errors import InvalidRequest, ModelNotFound, UnsupportedMediaType
-from tts_studio.services.transcription import Transcriber, Transcript
+from tts_studio.services.admission import RequestSlots
+from tts_studio.services.transcription import UPLOAD_LIMITS, Transcriber, Transcript
 
 router = APIRouter()
 MODELS = ("whisper-1", "whisper-tiny.en", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-transcribe")
 FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
-MAX_BYTES = 25 * 1024 * 1024
+MAX_BYTES = UPLOAD_LIMITS.max_bytes
 
 
 def _stamp(seconds: float, sep: str) -> str:
@@ -79,7 +79,7 @@ def _events(transcript: Transcript) -> Iterator[bytes]:
 def _decode(data: bytes) -> DecodedAudio:
     """The upload as audio; unreadable files are a 400, as OpenAI answers."""
     try:
-        return decode_audio(data, AudioLimits(max_bytes=MAX_BYTES, min_seconds=0.05, max_seconds=3600), param="file")
+        return decode_audio(data, UPLOAD_LIMITS, param="file")
     except UnsupportedMediaType as exc:
         raise InvalidRequest(exc.message, param="file", code="invalid_file_format") from None
 

@@ -1,4 +1,5 @@
-"""Admission control: at most N requests of a kind in flight; the rest get a 429 at once."""
+"""Admission control: at most N requests of a kind in flight; the rest get a 429 at once. One set of
+slots per studio (in Services), shared by HTTP, Wyoming and MCP."""
 
 from __future__ import annotations
 
