@@ -102,3 +102,19 @@ def test_stdio_server(tmp_path: Path) -> None:
     result = _run(go)
     audio = next(block for block in result.content if block.type == "audio")
     assert audio.mime_type == "audio/wav" and _seconds(base64.b64decode(audio.data)) > 1
+
+
+def test_tools_share_the_admission_limit(live_server: Callable[..., LiveServer]) -> None:
+    live = live_server(max_active_requests=1)
+    live.app.state.speech_slots.take()  # an HTTP request holds the only slot
+
+    async def go() -> Any:
+        async with Client(f"{live.url}/mcp") as client:
+            return await client.call_tool("speak", {"text": "Hi."})
+
+    try:
+        refused = _run(go)
+    finally:
+        live.app.state.speech_slots.give_back()
+    assert refused.is_error and "Too many speech requests" in _text(refused)
+    assert not _run(go).is_error  # and free again

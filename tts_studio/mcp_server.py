@@ -51,9 +51,10 @@ def build_mcp(services: Services) -> MCPServer:
         try:
             plan = await anyio.to_thread.run_sync(services.speech.plan, SpeechOrder(model, text, voice))
             progress = Progress()
-            data = await anyio.to_thread.run_sync(
-                lambda: b"".join(services.speech.speak([plan], format, progress=progress))
-            )
+            with services.speech_slots.held():  # the same admission limit as HTTP and Wyoming
+                data = await anyio.to_thread.run_sync(
+                    lambda: b"".join(services.speech.speak([plan], format, progress=progress))
+                )
         except StudioError as exc:
             raise ToolError(exc.message) from None
         folder = services.settings.data_dir / "mcp"
@@ -72,8 +73,9 @@ def build_mcp(services: Services) -> MCPServer:
         except (binascii.Error, ValueError):
             raise ToolError("'audio_base64' is not valid base64.") from None
         try:
-            audio = await anyio.to_thread.run_sync(lambda: decode_audio(data, UPLOAD_LIMITS, param="audio_base64"))
-            result = await anyio.to_thread.run_sync(lambda: services.transcriber.transcribe(audio, "en"))
+            with services.transcription_slots.held():
+                audio = await anyio.to_thread.run_sync(lambda: decode_audio(data, UPLOAD_LIMITS, param="audio_base64"))
+                result = await anyio.to_thread.run_sync(lambda: services.transcriber.transcribe(audio, "en"))
         except StudioError as exc:
             raise ToolError(exc.message) from None
         return result.text
