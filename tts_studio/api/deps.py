@@ -42,10 +42,10 @@ VoicesDep = Annotated[VoiceCatalog, Depends(get_voices)]
 
 def key_accepted(settings: Settings, authorization: str | None) -> bool:
     """Whether an `Authorization` header carries the API key (always, when the studio has none)."""
-    if settings.api_key is None:
+    expected = settings.key
+    if expected is None:
         return True
     scheme, _, token = (authorization or "").partition(" ")
-    expected = settings.api_key.get_secret_value()
     return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
 
 

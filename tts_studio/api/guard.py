@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tts_studio.config import is_loopback_host
 from tts_studio.errors import error_body
 
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 LOOPBACK_ORIGIN_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})  # exactly these names, any port
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -53,15 +53,6 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def is_loopback_name(name: str) -> bool:
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 class BrowserPolicy:
     """Which `Host` and `Origin` values this studio answers."""
 
@@ -81,7 +72,7 @@ class BrowserPolicy:
         if host is None or self.any_host:
             return True  # HTTP/1.0 without Host: nothing a browser sends
         name = host_name(host)
-        if is_loopback_name(name) or name == self.bind_host or name in self.hosts:
+        if is_loopback_host(name) or name == self.bind_host or name in self.hosts:
             return True
         return self.wildcard_bind and _is_ip(name)
 
