@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,13 @@ def page(browser: Any, ui_server: LiveServer) -> Iterator[Any]:  # noqa: F811
     page = context.new_page()
     page.outside = []
     page.on("request", lambda r: page.outside.append(r.url) if not r.url.startswith(LOCAL) else None)
+    loaded: list[str] = []  # the page's load events (base URL, model parameters) answered
+    page.on("response", lambda r: loaded.append(r.url) if r.url.endswith("/gradio_api/run/predict") else None)
     page.goto(f"{ui_server.url}/")  # redirects to /ui/
+    # Interact only once the load events are answered: under load, Gradio 6.8 could drop text typed before.
+    deadline = time.monotonic() + 30
+    while len(loaded) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
     yield page
     assert page.outside == [], f"requests outside 127.0.0.1: {page.outside}"
     context.close()
