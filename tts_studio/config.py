@@ -26,6 +26,10 @@ def _default_model_map() -> dict[str, list[str]]:
         "tts-1": ["hibari"],
         "tts-1-hd": ["voxcpm2", "chatterbox", "hibari"],
         "gpt-4o-mini-tts": ["voxcpm2", "chatterbox-multilingual", "chatterbox", "hibari"],
+        # OpenAI's newer speech comes through the Realtime API (gpt-realtime, gpt-realtime-mini, dated ids)
+        "gpt-realtime": ["voxcpm2", "chatterbox-multilingual", "chatterbox", "hibari"],
+        "gpt-4o-realtime-preview": ["voxcpm2", "chatterbox-multilingual", "chatterbox", "hibari"],
+        "gpt-4o-mini-realtime-preview": ["hibari"],
     }
 
 
@@ -77,7 +81,8 @@ class Settings(BaseSettings):
     idle_unload_seconds: float = Field(300.0, description="Unload an engine idle this long; <0 never, 0 at once.")
     model_map: dict[str, list[str]] = Field(
         default_factory=_default_model_map,
-        description="OpenAI model id -> engine ids, first installed wins (gpt-4o-mini-tts-* follow gpt-4o-mini-tts).",
+        description="OpenAI model id -> engine ids, first installed wins (ids extending a key, as gpt-realtime-mini or "
+        "dated ids, follow it).",
     )
     model_params: dict[str, dict[str, Any]] = Field(
         default_factory=_default_model_params,
@@ -113,9 +118,25 @@ class Settings(BaseSettings):
     )
     wyoming_host: str | None = Field(None, description="Address for the Wyoming server (default: the same as host).")
     wyoming_model: str = Field("tts-1", description="The model Wyoming clients speak with (tts-1: the fast default).")
+    chat_upstream: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible LLM server for /v1/chat/completions, /v1/responses and "
+        "/v1/realtime (e.g. http://127.0.0.1:11434/v1 for Ollama).",
+    )
+    chat_upstream_api_key: SecretStr | None = Field(None, description="API key the chat upstream expects, if any.")
+    chat_model: str | None = Field(
+        None, description="Chat model for Realtime and the Talk tab (default: the upstream's first model)."
+    )
+    talk_model: str = Field(
+        "tts-1", description="The TTS model that speaks chat replies (Responses with a chat model, Realtime, Talk)."
+    )
+    chat_timeout_seconds: float = Field(
+        120.0, gt=0, description="Longest wait for the chat upstream's next bytes (504 beyond)."
+    )
+    chat_connect_timeout_seconds: float = Field(5.0, gt=0, description="Longest wait to connect to the chat upstream.")
     enable_ui: bool = Field(True, description="Serve the studio UI at /ui (off: API only, no gradio import).")
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "chat_upstream", "chat_upstream_api_key", "chat_model", mode="before")
     @classmethod
     def _empty_key_is_none(cls, value: Any) -> Any:
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
@@ -143,12 +164,12 @@ class Settings(BaseSettings):
         return value.upper()
 
     def alias_for(self, model: str) -> str | None:
-        """The model_map key `model` uses (dated gpt-4o-mini-tts-* ids use gpt-4o-mini-tts), or None."""
+        """The model_map key `model` uses: itself, else the longest key it extends with "-..." (dated and
+        variant ids: gpt-4o-mini-tts-2025-12-15, gpt-realtime-mini, tts-1-hd-1106), or None."""
         if model in self.model_map:
             return model
-        if model.startswith("gpt-4o-mini-tts-") and "gpt-4o-mini-tts" in self.model_map:
-            return "gpt-4o-mini-tts"
-        return None
+        prefixes = [key for key in self.model_map if model.startswith(f"{key}-")]
+        return max(prefixes, key=len) if prefixes else None
 
     @field_validator("model_map", mode="before")
     @classmethod

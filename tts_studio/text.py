@@ -62,7 +62,7 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def _split_long(sentence: str, max_chars: int) -> list[str]:
+def split_long(sentence: str, max_chars: int) -> list[str]:
     """Break an over-long sentence at clause punctuation, then at spaces."""
     if len(sentence) <= max_chars:
         return [sentence]
@@ -96,8 +96,8 @@ def chunk_text(text: str, max_chars: int = 300, first_chars: int = 120) -> list[
     """
     pieces: list[str] = []
     for sentence in split_sentences(normalize(text)):
-        pieces.extend(_split_long(sentence, max_chars))
+        pieces.extend(split_long(sentence, max_chars))
     if not pieces:
         return []
-    first = _split_long(pieces[0], min(first_chars, max_chars))  # a long first sentence is cut short
+    first = split_long(pieces[0], min(first_chars, max_chars))  # a long first sentence is cut short
     return first[:1] + _pack(first[1:] + pieces[1:], max_chars)

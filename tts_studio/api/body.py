@@ -37,6 +37,15 @@ def check_json(value: Any, depth: int = 0) -> None:
 
 async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     """The body validated against `model`; every failure is a StudioError."""
+    _, data = await read_object(request, max_bytes)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from None
+
+
+async def read_object(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
+    """(raw bytes, parsed object) of a JSON object body; every failure is a StudioError."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(f"Expected a JSON body (Content-Type: application/json), got '{media_type}'.")
@@ -59,7 +68,4 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     check_json(data)
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(list(exc.errors())) from None
+    return bytes(body), data

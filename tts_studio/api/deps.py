@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from tts_studio.config import Settings
 from tts_studio.engines.manager import ModelManager
 from tts_studio.errors import Unauthorized
+from tts_studio.services.chat import ChatUpstream
 from tts_studio.services.speech import SpeechService
 from tts_studio.services.voices import VoiceCatalog
 
@@ -34,10 +35,16 @@ def get_voices(request: Request) -> VoiceCatalog:
     return voices
 
 
+def get_chat(request: Request) -> ChatUpstream:
+    chat: ChatUpstream = request.app.state.chat
+    return chat
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 SpeechDep = Annotated[SpeechService, Depends(get_speech)]
 VoicesDep = Annotated[VoiceCatalog, Depends(get_voices)]
+ChatDep = Annotated[ChatUpstream, Depends(get_chat)]
 
 
 def key_accepted(settings: Settings, authorization: str | None) -> bool:

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tts_studio.audio.encode import FORMATS
 
+MIN_RATE, MAX_RATE = 8_000, 48_000
+
 
 class VoiceRef(BaseModel):
     """A custom voice by id: `{"id": "voice_..."}`."""
@@ -30,6 +32,10 @@ class SpeechBody(BaseModel):
     stream_format: Literal["audio", "sse"] = "audio"
     voice_b64: str | None = Field(None, description="Clone from inline base64 audio (cloning engines).")
     voice_url: str | None = Field(None, description="Clone from audio at a public URL (if enabled).")
+    stream: bool | None = Field(None, description="Accepted for Chatterbox-style clients; audio always streams.")
+    sample_rate: int | None = Field(
+        None, ge=MIN_RATE, le=MAX_RATE, description="Output rate for pcm and wav (resampled); default 24000."
+    )
 
     @field_validator("response_format", "stream_format", "speed", mode="before")
     @classmethod

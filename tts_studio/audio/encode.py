@@ -97,9 +97,9 @@ class StreamEncoder:
 FIRST_SLICE_SECONDS = 0.1  # the first chunk is encoded in slices this long: first bytes need not wait
 
 
-def encode_stream(chunks: Iterable[AudioChunk], fmt: str) -> Generator[bytes, None, None]:
-    """Encoded bytes as soon as each chunk (first: each slice) yields some; the container trailer last."""
-    encoder = StreamEncoder(fmt)
+def encode_stream(chunks: Iterable[AudioChunk], fmt: str, rate: int = OUTPUT_RATE) -> Generator[bytes, None, None]:
+    """Encoded bytes at `rate` as soon as each chunk (first: each slice) yields some; the trailer last."""
+    encoder = StreamEncoder(fmt, rate)
     first = True
     source = iter(chunks)
     try:

@@ -11,6 +11,7 @@ from tts_studio.engines.hibari_engine import extra_voices
 from tts_studio.engines.manager import ModelManager
 from tts_studio.engines.registry import EngineSpec
 from tts_studio.services.admission import RequestSlots
+from tts_studio.services.chat import ChatUpstream
 from tts_studio.services.embedded_voices import EmbeddedVoices
 from tts_studio.services.history import History
 from tts_studio.services.library import VoiceLibrary
@@ -30,6 +31,7 @@ class Services:
     embedded_voices: EmbeddedVoices
     speech_slots: RequestSlots  # admission, shared by every protocol
     transcription_slots: RequestSlots
+    chat: ChatUpstream  # the LLM server behind chat, Responses and Realtime (may be unconfigured)
 
 
 def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Services:
@@ -55,5 +57,6 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
     speech_slots = RequestSlots(settings.max_active_requests)
     transcription_slots = RequestSlots(settings.max_active_transcriptions, "transcription")
     return Services(
-        settings, manager, speech, catalog, transcriber, history, embedded, speech_slots, transcription_slots
-    )
+        settings, manager, speech, catalog, transcriber, history, embedded, speech_slots, transcription_slots,
+        ChatUpstream(settings),
+    )  # fmt: skip

@@ -198,11 +198,12 @@ def speak(
     priority: Priority = Priority.INTERACTIVE,
     progress: Progress | None = None,
     stall_seconds: float = 60.0,
+    sample_rate: int | None = None,
 ) -> Generator[bytes, None, None]:
     """Encoded audio for `plans` spoken one after another (the UI's long texts are several plans),
     bytes as soon as the encoder has them. Errors before the first byte propagate to the caller."""
     progress = progress if progress is not None else Progress()
-    progress.chunks_total = sum(len(plan.chunks) for plan in plans)
+    progress.chunks_total = sum(plan.chunk_count for plan in plans)
     tempo = plans[0].tempo
 
     def pieces() -> Generator[AudioChunk, None, None]:
@@ -217,6 +218,6 @@ def speak(
             yield chunk
 
     try:
-        yield from encode_stream(counted(), fmt)
+        yield from encode_stream(counted(), fmt, sample_rate or OUTPUT_RATE)
     finally:
         chunks.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ class SpeechPlan:
     engine_id: str
     info: EngineInfo
     voice: ResolvedVoice
-    chunks: tuple[str, ...]
+    chunks: Iterable[str]  # a tuple, or a TextFeed whose text arrives while it is spoken
     native_speed: float
     tempo: float  # residual pitch-preserving time-stretch applied after the engine
     params: dict[str, Any]
@@ -42,6 +43,11 @@ class SpeechPlan:
     language: str = "en"  # the voice's language (library voices), else the engine's first
     inline_audio: DecodedAudio | None = None  # a per-request reference, written to a temp file when opened
     temp_root: Path | None = None
+
+    @property
+    def chunk_count(self) -> int:
+        """Chunks known so far (all of them for fixed text)."""
+        return len(self.chunks) if isinstance(self.chunks, tuple) else 0
 
     @property
     def input_tokens(self) -> int:

@@ -42,7 +42,7 @@ def render(speech: SpeechService, order: SpeechOrder, fmt: str) -> Generator[Ren
     plans = [speech.plan(replace(order, input=part)) for part in parts]
     engine_id = plans[0].engine_id
     progress = Progress()
-    total = sum(len(plan.chunks) for plan in plans)
+    total = sum(plan.chunk_count for plan in plans)
     yield RenderProgress(0, total, f"Loading {engine_id}…" if not speech.manager.is_loaded(engine_id) else "Starting…")
     started = time.perf_counter()
     audio, reported = bytearray(), 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from typing import Any
 
 from tts_studio.audio.decode import DecodedAudio, decode_audio
@@ -17,6 +17,7 @@ from tts_studio.errors import EngineUnavailable, InvalidRequest, ModelNotFound, 
 from tts_studio.services.fetch import fetch_audio
 from tts_studio.services.pipeline import Progress, speak
 from tts_studio.services.plan import SpeechOrder, SpeechPlan
+from tts_studio.services.text_feed import TextFeed
 from tts_studio.services.voices import ResolvedVoice, VoiceCatalog
 from tts_studio.text import chunk_text
 
@@ -84,21 +85,31 @@ class SpeechService:
                 param="input",
                 code="string_above_max_length",
             )
+        chunks = chunk_text(order.input, max_chars=info.max_chunk_chars)
+        if not chunks:
+            raise InvalidRequest("'input' has nothing to speak.", param="input")
+        return self._plan(order, engine_id, defaults, tuple(chunks))
+
+    def plan_feed(self, order: SpeechOrder, feed: TextFeed) -> SpeechPlan:
+        """A plan whose text arrives while it is spoken (an LLM's reply): its chunks come from `feed`."""
+        engine_id, defaults = self.resolve_model(order.model)
+        feed.max_chars = self.manager.info(engine_id).max_chunk_chars
+        return self._plan(order, engine_id, defaults, feed)
+
+    def _plan(self, order: SpeechOrder, engine_id: str, defaults: dict[str, Any], chunks: Iterable[str]) -> SpeechPlan:
+        info = self.manager.info(engine_id)
         if not SPEED_MIN <= order.speed <= SPEED_MAX:
             raise InvalidRequest(
                 f"'speed' must be between {SPEED_MIN} and {SPEED_MAX}, got {order.speed}.", param="speed"
             )
         inline = self._inline_audio(order, info)
         voice = ResolvedVoice("inline") if inline is not None else self.voices.resolve(order.voice, info)
-        chunks = chunk_text(order.input, max_chars=info.max_chunk_chars)
-        if not chunks:
-            raise InvalidRequest("'input' has nothing to speak.", param="input")
         native_speed, tempo = split_speed(order.speed, info.speed_range)
         return SpeechPlan(
             engine_id=engine_id,
             info=info,
             voice=voice,
-            chunks=tuple(chunks),
+            chunks=chunks,
             native_speed=native_speed,
             tempo=tempo,
             params=info.validate_params({**defaults, **order.extra}),
@@ -146,7 +157,8 @@ class SpeechService:
         *,
         priority: Priority = Priority.INTERACTIVE,
         progress: Progress | None = None,
+        sample_rate: int | None = None,
     ) -> Generator[bytes, None, None]:
         """Encoded audio for `plans`, through the one pipeline (see services/pipeline.py)."""
-        return speak(self.manager, plans, fmt, priority=priority, progress=progress,
+        return speak(self.manager, plans, fmt, priority=priority, progress=progress, sample_rate=sample_rate,
                      stall_seconds=self.settings.client_stall_seconds)  # fmt: skip

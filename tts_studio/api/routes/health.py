@@ -8,13 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from tts_studio import __version__
-from tts_studio.api.deps import ManagerDep, VoicesDep
+from tts_studio.api.deps import ChatDep, ManagerDep, VoicesDep
 
 router = APIRouter()
 
 
 @router.get("/health")
-def health(request: Request, manager: ManagerDep, voices: VoicesDep) -> dict[str, Any]:
+@router.get("/healthz", include_in_schema=False)  # the Chatterbox-server spelling
+async def health(request: Request, manager: ManagerDep, voices: VoicesDep, chat: ChatDep) -> dict[str, Any]:
+    if chat.configured:
+        await chat.models()  # refreshes reachability (cached briefly)
     return {
         "status": "ok",
         "version": __version__,
@@ -24,4 +27,5 @@ def health(request: Request, manager: ManagerDep, voices: VoicesDep) -> dict[str
         "voices": len(voices.entries()),
         "transcriber": {"model": "whisper-tiny.en", "loaded": request.app.state.transcriber.loaded},
         "auth": request.app.state.settings.api_key is not None,
+        "chat_upstream": chat.health(),
     }

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from tts_studio.api.deps import SettingsDep, SpeechDep
+from tts_studio.api.deps import ChatDep, SettingsDep, SpeechDep
 from tts_studio.errors import ModelNotFound, StudioError
 from tts_studio.services.speech import SpeechService
 
@@ -37,16 +37,26 @@ def model_entries(speech: SpeechService) -> list[dict[str, Any]]:
     return entries
 
 
+def _chat_entry(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "chat-upstream"}
+
+
 @router.get("/models")
-def list_models(speech: SpeechDep) -> dict[str, Any]:
-    return {"object": "list", "data": model_entries(speech)}
+async def list_models(speech: SpeechDep, chat: ChatDep) -> dict[str, Any]:
+    """The TTS models, then the chat upstream's models (cached briefly; none while it is down)."""
+    entries = model_entries(speech)
+    ours = {entry["id"] for entry in entries}
+    entries += [_chat_entry(model_id) for model_id in await chat.models() if model_id not in ours]
+    return {"object": "list", "data": entries}
 
 
 @router.get("/models/{model_id:path}")
-def get_model(model_id: str, speech: SpeechDep, settings: SettingsDep) -> dict[str, Any]:
+async def get_model(model_id: str, speech: SpeechDep, settings: SettingsDep, chat: ChatDep) -> dict[str, Any]:
     for entry in model_entries(speech):
         if entry["id"] == model_id:
             return entry
+    if model_id in await chat.models():
+        return _chat_entry(model_id)
     if settings.alias_for(model_id) is not None:  # dated gpt-4o-mini-tts-* ids
         try:
             engine_id, _ = speech.resolve_model(model_id)

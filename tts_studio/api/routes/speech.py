@@ -24,6 +24,7 @@ from tts_studio.services.pipeline import Progress
 from tts_studio.services.speech import SpeechOrder
 
 log = logging.getLogger(__name__)
+RESAMPLED_FORMATS = ("pcm", "wav")  # `sample_rate` applies to these (other codecs keep 24 kHz)
 router = APIRouter()
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -95,8 +96,12 @@ async def create_speech(request: Request, speech: SpeechDep, settings: SettingsD
     slots: RequestSlots = request.app.state.speech_slots
     slots.take()
     progress = Progress()
-    audio = speech.speak([plan], body.response_format, progress=progress)
-    payload = _sse_events(audio, progress, plan.input_tokens) if body.stream_format == "sse" else audio
+    sse = body.stream_format == "sse" or (
+        "stream_format" not in body.model_fields_set and "text/event-stream" in request.headers.get("accept", "")
+    )  # the Chatterbox-server dialect asks for SSE with the Accept header
+    rate = body.sample_rate if body.response_format in RESAMPLED_FORMATS else None
+    audio = speech.speak([plan], body.response_format, progress=progress, sample_rate=rate)
+    payload = _sse_events(audio, progress, plan.input_tokens) if sse else audio
     try:
         first = await first_item(payload)  # loads the engine; errors here keep their status
     except BaseException:
@@ -108,7 +113,7 @@ async def create_speech(request: Request, speech: SpeechDep, settings: SettingsD
         payload.close()  # stops synthesis within one piece and releases the engine
         slots.give_back()
 
-    if body.stream_format == "sse":
+    if sse:
         media_type, headers = "text/event-stream", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     else:
         media_type, headers = FORMATS[body.response_format].mime, {}

@@ -1,0 +1,59 @@
+"""`POST /v1/chat/completions`: a pass-through proxy to the chat upstream (streamed frame by frame)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from tts_studio.api.body import read_object
+from tts_studio.api.deps import ChatDep, SettingsDep
+from tts_studio.services.chat import ChatUpstream, UpstreamTimeout, UpstreamUnreachable
+
+router = APIRouter()
+
+_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "required": ["model", "messages"],
+                    "description": "Passed unchanged to the chat upstream (chat_upstream)."}}},
+    },
+    "responses": {"200": {"description": "The upstream's chat completion, or its SSE chunks with stream=true.",
+                          "content": {"application/json": {}, "text/event-stream": {}}}},
+}  # fmt: skip
+
+
+async def _relay(
+    chat: ChatUpstream, stack: AsyncExitStack, first: bytes, parts: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """The upstream's bytes as they arrive; a client that leaves cancels this and closes the upstream."""
+    try:
+        if first:
+            yield first
+        async for part in parts:
+            yield part
+    except (UpstreamTimeout, UpstreamUnreachable):
+        return  # the status line is gone: end the stream (the SDK sees a cut-off stream)
+    finally:
+        await stack.aclose()
+
+
+@router.post("/chat/completions", openapi_extra=_OPENAPI, response_model=None)
+async def chat_completions(request: Request, chat: ChatDep, settings: SettingsDep) -> Response:
+    raw, data = await read_object(request, settings.max_body_bytes)
+    if data.get("stream") is not True:
+        status, body = await chat.complete(raw)
+        return Response(body, status_code=status, media_type="application/json")
+    stack = AsyncExitStack()
+    try:
+        upstream = await stack.enter_async_context(chat.open(raw))
+        parts = chat.raw_parts(upstream)
+        first = await anext(parts, b"")
+    except BaseException:
+        await stack.aclose()
+        raise
+    media_type = upstream.headers.get("content-type", "text/event-stream")
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(_relay(chat, stack, first, parts), media_type=media_type, headers=headers)

@@ -1,0 +1,335 @@
+"""One `/v1/realtime` session (a subset of OpenAI's Realtime protocol): session.update, text and audio input,
+response.create spoken as the LLM writes, response.cancel, errors as `error` events. Transport-free: the
+WebSocket route feeds it client events and gives it a `send` coroutine."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import anyio
+import numpy as np
+
+from tts_studio.audio.decode import DecodedAudio
+from tts_studio.errors import StudioError
+from tts_studio.services.container import Services
+from tts_studio.services.conversation import Audio, SpokenReply, fixed_text, llm_messages
+from tts_studio.services.speech import SpeechOrder
+
+log = logging.getLogger(__name__)
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+RATE = 24_000
+MAX_BUFFER_BYTES = RATE * 2 * 60 * 10  # ten minutes of pcm16 waiting for a commit
+PCM_ONLY = "Only 24 kHz pcm16 audio ({'type': 'audio/pcm', 'rate': 24000}) is supported."
+
+
+def _max_tokens(value: Any, param: str) -> int | str:
+    if value == "inf" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096):
+        return value  # type: ignore[no-any-return]
+    raise EventError("'max_output_tokens' must be 1-4096 or 'inf'.", param=param)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+class EventError(Exception):
+    """A client event that cannot be served: answered with an `error` event, the session goes on."""
+
+    def __init__(self, message: str, code: str = "invalid_value", param: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.param = message, code, param
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+@dataclass
+class Item:
+    id: str
+    role: str
+    text: str
+    kind: str = "input_text"  # the content part type
+
+
+class _Reply:
+    """The response in progress: its task, its spoken reply, and whether it was cancelled."""
+
+    def __init__(self, rid: str, reply: SpokenReply) -> None:
+        self.id, self.reply = rid, reply
+        self.cancelled = False
+        self.task: asyncio.Task[None] | None = None
+
+
+class RealtimeSession:
+    def __init__(self, services: Services, model: str, send: Send) -> None:
+        self.services = services
+        self.model = model
+        self._send_raw = send
+        self._send_lock = asyncio.Lock()
+        self.items: list[Item] = []
+        self.audio_buffer = bytearray()
+        self.active: _Reply | None = None
+        self.closed = False  # the socket is gone: nothing more is sent
+        self.session: dict[str, Any] = {
+            "type": "realtime", "object": "realtime.session", "id": new_id("sess"), "model": model,
+            "output_modalities": ["audio"], "instructions": "", "max_output_tokens": "inf",
+            "audio": {"input": {"format": {"type": "audio/pcm", "rate": RATE}, "turn_detection": None,
+                                "transcription": {"model": "whisper-1", "language": "en"}},
+                      "output": {"format": {"type": "audio/pcm", "rate": RATE}, "voice": "alloy", "speed": 1.0}},
+        }  # fmt: skip
+
+    async def send(self, event: dict[str, Any]) -> None:
+        event.setdefault("event_id", new_id("event"))
+        async with self._send_lock:
+            if not self.closed:
+                await self._send_raw(event)
+
+    async def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None) -> None:
+        error = {"type": "invalid_request_error", "code": code, "message": message, "param": param,
+                 "event_id": event_id}  # fmt: skip
+        await self.send({"type": "error", "error": error})
+
+    async def start(self) -> None:
+        await self.send({"type": "session.created", "session": self.session})
+
+    async def handle(self, event: Any) -> None:
+        """Serve one client event; every failure becomes an `error` event."""
+        event_id = event.get("event_id") if isinstance(event, dict) else None
+        event_id = event_id if isinstance(event_id, str) else None
+        try:
+            if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+                raise EventError("A client event is a JSON object with a 'type'.", "invalid_event", "type")
+            handler = self._handlers.get(event["type"])
+            if handler is None:
+                raise EventError(f"Unknown or unsupported event type '{event['type']}'.", "invalid_event", "type")
+            await handler(self, event)
+        except EventError as exc:
+            await self.error(exc.message, exc.code, exc.param, event_id)
+        except StudioError as exc:
+            await self.error(exc.message, exc.code or "server_error", exc.param, event_id)
+
+    # -- session ---------------------------------------------------------------------------------
+    async def _session_update(self, event: dict[str, Any]) -> None:
+        update = event.get("session")
+        if not isinstance(update, dict):
+            raise EventError("'session' must be an object.", param="session")
+        if isinstance(update.get("instructions"), str):
+            self.session["instructions"] = update["instructions"]
+        if "max_output_tokens" in update:
+            self.session["max_output_tokens"] = _max_tokens(update["max_output_tokens"], "session.max_output_tokens")
+        modalities = update.get("output_modalities", update.get("modalities"))  # GA and beta spellings
+        if isinstance(modalities, list):
+            self.session["output_modalities"] = ["audio"] if "audio" in modalities else ["text"]
+        audio = _object(update.get("audio"))
+        out, into = _object(audio.get("output")), _object(audio.get("input"))
+        voice = out.get("voice", update.get("voice"))
+        voice = voice.get("id") if isinstance(voice, dict) else voice
+        if voice is not None:
+            if not isinstance(voice, str) or not voice:
+                raise EventError("'voice' must be a voice name or id.", param="session.audio.output.voice")
+            self.services.speech.voices.resolve(voice, self._engine_info())  # an unknown voice fails now
+            self.session["audio"]["output"]["voice"] = voice
+        if isinstance(out.get("speed"), int | float):
+            self.session["audio"]["output"]["speed"] = float(out["speed"])
+        for fmt in (out.get("format"), into.get("format")):
+            if isinstance(fmt, dict) and (fmt.get("type") != "audio/pcm" or fmt.get("rate", RATE) != RATE):
+                raise EventError(PCM_ONLY, "unsupported_format", "session.audio.format")
+        for key in ("output_audio_format", "input_audio_format"):  # the beta spelling
+            if update.get(key, "pcm16") != "pcm16":
+                raise EventError(PCM_ONLY, "unsupported_format", f"session.{key}")
+        await self.send({"type": "session.updated", "session": self.session})
+
+    def _speech_model(self) -> str:
+        settings = self.services.settings
+        return self.model if settings.alias_for(self.model) is not None else settings.talk_model
+
+    def _engine_info(self) -> Any:
+        engine_id, _ = self.services.speech.resolve_model(self._speech_model())
+        return self.services.manager.info(engine_id)
+
+    # -- conversation ------------------------------------------------------------------------------
+    async def _add_item(self, item: Item) -> None:
+        previous = self.items[-1].id if self.items else None
+        self.items.append(item)
+        content = [{"type": item.kind, "transcript" if item.kind == "input_audio" else "text": item.text}]
+        shape = {"id": item.id, "type": "message", "object": "realtime.item", "role": item.role,
+                 "status": "completed", "content": content}  # fmt: skip
+        await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": shape})
+        await self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": shape})
+
+    async def _item_create(self, event: dict[str, Any]) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict) or item.get("type", "message") != "message":
+            raise EventError("Only message items are supported.", param="item.type")
+        role = item.get("role")
+        if role not in ("user", "assistant", "system"):
+            raise EventError("'role' must be user, assistant or system.", param="item.role")
+        texts = []
+        for part in item.get("content") or []:
+            if not isinstance(part, dict) or part.get("type") not in ("input_text", "text", "output_text"):
+                kind = part.get("type") if isinstance(part, dict) else None
+                raise EventError(f"Content of type '{kind}' is not supported; send text.", param="item.content")
+            if not isinstance(part.get("text"), str):
+                raise EventError("A text part needs 'text'.", param="item.content")
+            texts.append(part["text"])
+        if not texts:
+            raise EventError("The item has no text.", param="item.content")
+        given = item.get("id")
+        item_id = given if isinstance(given, str) and given else new_id("item")
+        kind = "output_text" if role == "assistant" else "input_text"
+        await self._add_item(Item(item_id, role, "\n".join(texts), kind))
+
+    async def _append(self, event: dict[str, Any]) -> None:
+        try:
+            data = base64.b64decode(event.get("audio") or "", validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise EventError("'audio' must be base64 pcm16.", param="audio") from None
+        if len(self.audio_buffer) + len(data) > MAX_BUFFER_BYTES:
+            raise EventError("The input audio buffer is full (10 minutes); commit or clear it.", "buffer_full")
+        self.audio_buffer += data
+
+    async def _clear(self, event: dict[str, Any]) -> None:
+        self.audio_buffer.clear()
+        await self.send({"type": "input_audio_buffer.cleared"})
+
+    async def _commit(self, event: dict[str, Any]) -> None:
+        if len(self.audio_buffer) < 2:
+            raise EventError("The input audio buffer is empty.", "input_audio_buffer_commit_empty")
+        data = bytes(self.audio_buffer[: len(self.audio_buffer) // 2 * 2])
+        self.audio_buffer.clear()
+        item_id = new_id("item")
+        previous = self.items[-1].id if self.items else None
+        await self.send({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
+        samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+        audio = DecodedAudio(samples, RATE, "pcm")
+        services = self.services
+        with services.transcription_slots.held():
+            transcript = await anyio.to_thread.run_sync(services.transcriber.transcribe, audio, "en")
+        await self._add_item(Item(item_id, "user", transcript.text, "input_audio"))
+        await self.send({"type": "conversation.item.input_audio_transcription.completed", "item_id": item_id,
+                         "content_index": 0, "transcript": transcript.text,
+                         "usage": {"type": "duration", "seconds": round(audio.duration, 3)}})  # fmt: skip
+
+    # -- responses ---------------------------------------------------------------------------------
+    def _source(self, instructions: str, max_tokens: int | str) -> AsyncIterator[str]:
+        chat = self.services.chat
+        turns = [(item.role, item.text) for item in self.items if item.text.strip()]
+        if chat.configured:
+            limit = max_tokens if isinstance(max_tokens, int) else None
+            return chat.reply(llm_messages(instructions or None, turns), None, limit)
+        if not turns:
+            raise EventError("Nothing to say: add a text item first (no chat upstream is configured).",
+                             "no_input", "item")  # fmt: skip
+        return fixed_text(turns[-1][1])  # without an LLM, the latest text is spoken
+
+    async def _response_create(self, event: dict[str, Any]) -> None:
+        if self.active is not None:
+            raise EventError("A response is already in progress.", "conversation_already_has_active_response")
+        options = _object(event.get("response"))
+        instructions = options.get("instructions", self.session["instructions"])
+        max_tokens = _max_tokens(options.get("max_output_tokens", self.session["max_output_tokens"]),
+                                 "response.max_output_tokens")  # fmt: skip
+        voice = _object(_object(options.get("audio")).get("output")).get("voice", options.get("voice"))
+        voice = voice if isinstance(voice, str) and voice else self.session["audio"]["output"]["voice"]
+        order = SpeechOrder(model=self._speech_model(), input="", voice=voice,
+                            speed=self.session["audio"]["output"]["speed"])  # fmt: skip
+        reply = SpokenReply(self.services.speech, self.services.speech_slots, order,
+                            self._source(str(instructions or ""), max_tokens), "pcm")  # fmt: skip
+        active = _Reply(new_id("resp"), reply)
+        self.active = active
+        active.task = asyncio.create_task(self._run(active))
+
+    def _response(self, active: _Reply, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"id": active.id, "object": "realtime.response", "status": status, "output": output,
+                "output_modalities": ["audio"], "conversation_id": None, "metadata": None,
+                "audio": {"output": {"format": {"type": "audio/pcm", "rate": RATE},
+                                     "voice": self.session["audio"]["output"]["voice"]}}}  # fmt: skip
+
+    async def _run(self, active: _Reply) -> None:
+        item_id = new_id("item")
+        ids = {"response_id": active.id, "item_id": item_id, "output_index": 0, "content_index": 0}
+        item = {"id": item_id, "type": "message", "object": "realtime.item", "role": "assistant",
+                "status": "in_progress", "content": []}  # fmt: skip
+        status, failure = "completed", None
+        await self.send({"type": "response.created", "response": self._response(active, "in_progress", [])})
+        await self.send({"type": "response.output_item.added", "response_id": active.id, "output_index": 0,
+                         "item": item})  # fmt: skip
+        try:
+            async for piece in active.reply.events():
+                if active.cancelled:
+                    break
+                if isinstance(piece, Audio):
+                    await self.send({"type": "response.output_audio.delta", **ids,
+                                     "delta": base64.b64encode(piece.data).decode("ascii")})  # fmt: skip
+                else:
+                    await self.send({"type": "response.output_audio_transcript.delta", **ids, "delta": piece.text})
+        except asyncio.CancelledError:
+            status = "cancelled"
+        except StudioError as exc:
+            status, failure = ("cancelled", None) if active.cancelled else ("failed", exc)
+        except Exception:  # a feed cancelled mid-wait, or a bug: never a dropped socket
+            status = "cancelled" if active.cancelled else "failed"
+            if not active.cancelled:
+                log.exception("realtime response failed")
+                failure = StudioError("The response failed; see the server log.", code="server_error")
+        finally:
+            with anyio.CancelScope(shield=True):
+                await active.reply.aclose()
+                await self._finish(active, item, ids, "cancelled" if active.cancelled else status, failure)
+
+    async def _finish(self, active: _Reply, item: dict[str, Any], ids: dict[str, Any], status: str,
+                      failure: StudioError | None) -> None:  # fmt: skip
+        text = active.reply.spoken_text
+        if failure is not None:
+            await self.error(failure.message, failure.code or "server_error", failure.param)
+        if status == "completed":
+            await self.send({"type": "response.output_audio.done", **ids})
+            await self.send({"type": "response.output_audio_transcript.done", **ids, "transcript": text})
+        item = {**item, "status": "completed" if status == "completed" else "incomplete",
+                "content": [{"type": "output_audio", "transcript": text}]}  # fmt: skip
+        await self.send({"type": "response.output_item.done", "response_id": active.id, "output_index": 0,
+                         "item": item})  # fmt: skip
+        if text:
+            self.items.append(Item(item["id"], "assistant", text, "output_audio"))
+        self.active = None
+        await self.send({"type": "response.done", "response": self._response(active, status, [item])})
+
+    async def _response_cancel(self, event: dict[str, Any]) -> None:
+        active = self.active
+        if active is None or active.task is None:
+            raise EventError("There is no response in progress to cancel.", "response_cancel_not_active")
+        active.cancelled = True
+        active.reply.feed.cancel()  # a synthesis thread waiting for LLM text stops at once
+        active.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await active.task
+
+    async def close(self) -> None:
+        """The socket is gone: stop any response (its lease and slot are freed)."""
+        self.closed = True
+        active = self.active
+        if active is not None and active.task is not None:
+            active.cancelled = True
+            active.reply.feed.cancel()
+            active.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await active.task
+
+    _handlers: ClassVar[dict[str, Callable[[RealtimeSession, dict[str, Any]], Awaitable[None]]]] = {
+        "session.update": _session_update,
+        "conversation.item.create": _item_create,
+        "input_audio_buffer.append": _append,
+        "input_audio_buffer.clear": _clear,
+        "input_audio_buffer.commit": _commit,
+        "response.create": _response_create,
+        "response.cancel": _response_cancel,
+    }
