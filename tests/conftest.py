@@ -199,3 +199,23 @@ def chat_server(session_tmp: Path, llm: Any) -> Iterator[LiveServer]:
     live = start_server(make_settings(session_tmp / "chat", chat_upstream=llm.url, chat_timeout_seconds=60))
     yield live
     live.stop()
+
+
+def hear(whisper: Any, samples: np.ndarray, rate: int) -> str:
+    """What Whisper tiny.en hears in mono float32 `samples`, lower-case words only."""
+    import re
+
+    from tts_studio.audio.dsp import resample
+
+    if np.abs(samples).max(initial=0.0) > 1.0:  # s16 values decoded as floats (wav)
+        samples = samples / 32768.0
+    segments, _ = whisper.transcribe(resample(samples.astype(np.float32), rate, 16000), language="en", beam_size=5)
+    text = " ".join(s.text.strip() for s in segments)
+    return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).split())
+
+
+def words(text: str) -> str:
+    """Lower-case words only (for comparing transcripts)."""
+    import re
+
+    return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).split())
