@@ -106,7 +106,8 @@ class Upstream:
         python = llm_python()
         assert python is not None
         env = {**os.environ, "HF_HOME": str(self.home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TQDM_DISABLE": "1"}  # fmt: skip
+               "HF_HUB_DISABLE_TELEMETRY": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+               "TQDM_DISABLE": "1"}  # fmt: skip
         serve = Path(python).parent / "transformers"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

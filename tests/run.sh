@@ -4,7 +4,8 @@
 # `tts-studio[chatterbox]` resolves to (chatterbox-tts pins gradio 6.8.0) in .venv-gradio-pinned; then the
 # engines group (real chatterbox-tts and voxcpm on random-weight checkpoints) in .venv-engines.
 # Extra arguments go to the core pytest run.
-#   TTS_STUDIO_SKIP_ENGINES=1   skips the engines group (it needs about 3 GB of disk and 3 minutes)
+#   TTS_STUDIO_SKIP_ENGINES=1   skips the engines group and the chat tests' LLM server (about 3 GB of disk and
+#                               3 minutes to install)
 #   TTS_STUDIO_SETUP_ONLY=1     installs .venv and stops (the launcher test uses it)
 # Works on a .venv made by ./start.sh (uv: no pip inside) or by venv + pip.
 set -euo pipefail
@@ -59,6 +60,12 @@ echo "== ruff"
 "$VENV/bin/ruff" format --check tts_studio tests bench voices docs
 echo "== mypy"
 "$VENV/bin/mypy"
+if [ "${TTS_STUDIO_SKIP_ENGINES:-0}" != "1" ]; then
+    echo "== engines venv (also the chat tests' LLM server: transformers serve)"
+    bash tests/engines/setup_venv.sh
+    export TTS_STUDIO_REQUIRE_LLM=1
+fi
+
 echo "== pytest (core)"
 "$VENV/bin/python" -m pytest "$@"
 
@@ -68,8 +75,6 @@ install_into .venv-gradio-pinned -e ".[test]" "gradio==$PINNED_GRADIO"
     tests/test_ui_client.py tests/test_guard.py
 
 if [ "${TTS_STUDIO_SKIP_ENGINES:-0}" != "1" ]; then
-    echo "== engines venv"
-    bash tests/engines/setup_venv.sh
     echo "== pytest (engines)"
     .venv-engines/bin/python -m pytest tests/engines -p no:cacheprovider -W ignore::DeprecationWarning \
         -W ignore::FutureWarning -W ignore::UserWarning

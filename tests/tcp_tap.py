@@ -3,6 +3,7 @@ that cancels an upstream request mid-body must close that connection (it cannot 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -63,10 +64,8 @@ class TcpTap:
                 link.first_closer = link.first_closer or closer
             (link.studio_closed if closer == "studio" else link.upstream_closed).set()
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._stopped = True

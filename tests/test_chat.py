@@ -3,10 +3,8 @@ the official SDK: pass-through, streaming frame by frame, merged model list, and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
@@ -109,18 +107,21 @@ def test_client_disconnect_cancels_the_upstream_request(llm: Upstream, live_serv
     try:
         live = live_server(chat_upstream=tap.url())
         body = {"model": MODEL_ID, "messages": MESSAGES, "stream": True, "max_tokens": 3000}
-        with httpx.Client(timeout=60) as http:
-            with http.stream("POST", f"{live.url}/v1/chat/completions", json=body) as response:
-                assert response.status_code == 200
-                next(response.iter_raw())  # the first frames arrived; now the client goes away
+        with (
+            httpx.Client(timeout=60) as http,
+            http.stream("POST", f"{live.url}/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status_code == 200
+            next(response.iter_raw())  # the first frames arrived; now the client goes away
         link = tap.links[-1]
         assert link.studio_closed.wait(20), "the studio kept reading the upstream after its client left"
         assert link.first_closer == "studio"
         # twenty abandoned streams leave nothing behind: the next request is answered normally
         for _ in range(20):
-            with httpx.Client(timeout=60) as http, http.stream(
-                "POST", f"{live.url}/v1/chat/completions", json={**body, "max_tokens": 40}
-            ) as response:
+            with (
+                httpx.Client(timeout=60) as http,
+                http.stream("POST", f"{live.url}/v1/chat/completions", json={**body, "max_tokens": 40}) as response,
+            ):
                 next(response.iter_raw())
         answer = live.client(max_retries=0).chat.completions.create(model=MODEL_ID, messages=MESSAGES, max_tokens=4)  # type: ignore[arg-type]
         assert answer.choices[0].message.content
@@ -134,8 +135,8 @@ def test_chat_requires_the_key(llm: Upstream, live_server: Callable[..., LiveSer
     assert response.status_code == 401
     assert_envelope(response.json(), "invalid_api_key")
     ok = live.client(api_key="sk-test", max_retries=0).chat.completions.create(
-        model=MODEL_ID, messages=MESSAGES, max_tokens=2  # type: ignore[arg-type]
+        model=MODEL_ID,
+        messages=MESSAGES,
+        max_tokens=2,  # type: ignore[arg-type]
     )
     assert ok.choices[0].message.content is not None
-
-

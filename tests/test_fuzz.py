@@ -117,7 +117,9 @@ def test_no_input_gives_a_5xx(fuzzed: LiveServer, method: str, path: str, operat
                 headers={"Content-Type": "application/json"},
                 timeout=60,
             )
-        assert response.status_code < 500, (method, target, response.text[:300])
+        # the one documented 5xx: chat routes on a studio without a chat upstream answer 503 saying what to set
+        unconfigured = response.status_code == 503 and "chat_upstream_not_configured" in response.text
+        assert response.status_code < 500 or unconfigured, (method, target, response.text[:300])
         if response.status_code >= 400:
             assert set(response.json()) == {"error"}
 

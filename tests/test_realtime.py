@@ -134,7 +134,8 @@ def test_bad_events_are_error_events_and_the_session_goes_on(server: LiveServer)
             (json.dumps({"type": "response.cancel", "event_id": "evt_4"}), "response_cancel_not_active"),
             (json.dumps({"type": "conversation.item.create", "item": {"type": "function_call"}}), "invalid_value"),
             (json.dumps({"type": "session.update", "session": {"audio": {"output": {"voice": "nobody"}}}}), None),
-            (json.dumps({"type": "session.update", "session": {"audio": {"output": {"format": {"type": "audio/pcmu"}}}}}),
+            (json.dumps({"type": "session.update",
+                         "session": {"audio": {"output": {"format": {"type": "audio/pcmu"}}}}}),
              "unsupported_format"),
             (json.dumps(["a list"]), "invalid_event"),
         ]  # fmt: skip
@@ -162,9 +163,9 @@ def test_key_is_checked_at_the_handshake(live_server: Callable[..., LiveServer])
         assert conn.recv().type == "session.created"
     with ws_connect(url, subprotocols=["realtime", "openai-insecure-api-key.sk-test"]) as ws:  # type: ignore[list-item]
         assert json.loads(ws.recv())["type"] == "session.created"
-    with pytest.raises(InvalidStatus) as refused:  # the SDK surfaces the refused handshake as is
-        with live.client(api_key="wrong").realtime.connect(model="gpt-realtime") as conn:
-            conn.recv()
+    wrong = live.client(api_key="wrong")
+    with pytest.raises(InvalidStatus) as refused, wrong.realtime.connect(model="gpt-realtime") as conn:
+        conn.recv()  # the SDK surfaces the refused handshake as is
     assert refused.value.response.status_code == 403
 
 

@@ -105,14 +105,17 @@ def test_chat_model_without_upstream_is_404(client: openai.OpenAI) -> None:
         ({"tools": [{"type": "web_search"}]}, "tools"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
          "input[0].content[0].type"),
-        ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input[0].content[0].type"),
+        ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+         "input[0].content[0].type"),
         ({"audio": {"voice": "alloy", "format": "aiff"}}, "audio.format"),
         ({"modalities": ["video"]}, "modalities"),
         ({"input": ""}, "input"),
         ({"previous_response_id": "resp_1"}, "previous_response_id"),
     ],
 )  # fmt: skip
-def test_unsupported_features_are_400_naming_the_parameter(server: LiveServer, body: dict[str, Any], param: str) -> None:
+def test_unsupported_features_are_400_naming_the_parameter(
+    server: LiveServer, body: dict[str, Any], param: str
+) -> None:
     request = {"model": "tts-1", "input": "Hello.", **AUDIO, **body}
     response = httpx.post(f"{server.url}/v1/responses", json=request)
     assert response.status_code == 400

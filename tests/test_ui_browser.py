@@ -22,19 +22,24 @@ LOCAL = ("http://127.0.0.1", "blob:", "data:")
 AUDIO_READY = "audio[src], [data-testid^='waveform-']"
 
 
-@pytest.fixture
-def page(browser: Any, ui_server: LiveServer) -> Iterator[Any]:  # noqa: F811
+def _open(browser: Any, url: str) -> tuple[Any, Any]:  # noqa: F811
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.outside = []
     page.on("request", lambda r: page.outside.append(r.url) if not r.url.startswith(LOCAL) else None)
     loaded: list[str] = []  # the page's load events (base URL, model parameters) answered
     page.on("response", lambda r: loaded.append(r.url) if r.url.endswith("/gradio_api/run/predict") else None)
-    page.goto(f"{ui_server.url}/")  # redirects to /ui/
+    page.goto(f"{url}/")  # redirects to /ui/
     # Interact only once the load events are answered: under load, Gradio 6.8 could drop text typed before.
     deadline = time.monotonic() + 30
     while len(loaded) < 2 and time.monotonic() < deadline:
         page.wait_for_timeout(50)
+    return context, page
+
+
+@pytest.fixture
+def page(browser: Any, ui_server: LiveServer) -> Iterator[Any]:  # noqa: F811
+    context, page = _open(browser, ui_server.url)
     yield page
     assert page.outside == [], f"requests outside 127.0.0.1: {page.outside}"
     context.close()
@@ -132,3 +137,46 @@ def test_models_and_connect_tabs(page: Any, ui_server: LiveServer) -> None:  # n
     shot(page, "connect")
     page.goto(f"{ui_server.url}/docs")  # the API page too: nothing from outside (checked by the fixture)
     expect(page.locator("h1")).to_contain_text("TTS Studio API")
+
+
+def _talk(page: Any, text: str) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Talk").click()
+    page.locator("#talk-text textarea").fill(text)
+    page.locator("#talk-send").click()
+    expect(page.locator(f"#talk-audio :is({AUDIO_READY})").first).to_be_attached(timeout=60_000)
+    expect(page.locator("#talk-info")).to_contain_text("s of audio")
+
+
+def test_talk_tab_speaks_typed_text_without_an_upstream(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Talk").click()
+    expect(page.locator("#talk-status")).to_contain_text("TTS_STUDIO_CHAT_UPSTREAM")
+    _talk(page, "Speak this sentence for me.")
+    expect(page.locator("#talk-chat")).to_contain_text("Speak this sentence for me.")
+
+
+@pytest.mark.slow
+def test_talk_tab_text_turn_with_an_upstream(browser: Any, llm: Any, tmp_path: Path) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    from tests.conftest import make_settings, start_server
+    from tests.llm_upstream import MODEL_ID
+
+    live = start_server(make_settings(tmp_path, enable_ui=True, chat_upstream=llm.url, chat_model=MODEL_ID))
+    context, page = _open(browser, live.url)
+    try:
+        body = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Hello there."}]}
+        expected = httpx.post(f"{llm.url}/chat/completions", json=body, timeout=120).json()
+        reply = " ".join(expected["choices"][0]["message"]["content"].split()[:3])
+        _talk(page, "Hello there.")
+        chat = page.locator("#talk-chat")
+        expect(chat).to_contain_text("Hello there.")
+        expect(chat).to_contain_text(reply)  # the LLM's answer (its first words), shown and spoken
+        shot(page, "talk")
+        assert page.outside == [], f"requests outside 127.0.0.1: {page.outside}"
+    finally:
+        context.close()
+        live.stop()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds .venv-engines: the core plus chatterbox-tts and voxcpm on a CPU torch, for the engines test group.
+# Builds .venv-engines: the core plus chatterbox-tts and voxcpm on a CPU torch, for the engines test group,
+# and `transformers serve` (transformers + accelerate): the real LLM server the chat tests start.
 # Users install the GPU engines with `pip install 'tts-studio[chatterbox,voxcpm]'` (torch/torchaudio 2.6.0);
 # on this CPU-only test machine the PyTorch CPU index is out of reach, so this uses the CPU torch 2.13.0
 # wheel pip finds locally, torchaudio 2.11.0 without its CUDA-only extension (the pure-Python parts that
@@ -22,7 +23,7 @@ printf 'torch==2.13.0\ntorchaudio==2.11.0\n' > "$constraints"
     "librosa==0.11.0" s3tokenizer "transformers==5.2.0" "diffusers==0.29.0" "resemble-perth>=1.0.0" \
     "conformer==0.3.2" "safetensors==0.5.3" spacy-pkuseg "pykakasi==2.3.0" pyloudnorm omegaconf "setuptools<81" \
     "numpy<2" einops inflect addict wetext "modelscope>=1.22.0" "datasets>=3,<4" huggingface-hub simplejson \
-    sortedcontainers matplotlib argbind
+    sortedcontainers matplotlib argbind "accelerate>=1.0"
 rm -f "$constraints"
 rm -f "$VENV"/lib/python3*/site-packages/torchaudio/lib/*.so   # CUDA-only extension (needs libtorch_cuda)
 "$VENV/bin/python" -c "import chatterbox.tts, voxcpm, torchaudio" 2>/dev/null
