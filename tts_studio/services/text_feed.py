@@ -22,7 +22,7 @@ class TextFeed:
 
     `taken` lists the chunks handed to the engine, in order (what is spoken: the transcript)."""
 
-    def __init__(self, max_chars: int = 300, first_chars: int = 120) -> None:
+    def __init__(self, max_chars: int = 300, first_chars: int = 60) -> None:
         self.max_chars = max_chars
         self.first_chars = first_chars
         self.taken: list[str] = []
@@ -74,6 +74,12 @@ class TextFeed:
         with self._cond:
             self._failure = exc
             self._cond.notify_all()
+
+    @property
+    def ready(self) -> int:
+        """Chunks complete and not yet taken."""
+        with self._cond:
+            return len(self._ready)
 
     def cancel(self) -> None:
         self.fail(FeedCancelled("cancelled"))
