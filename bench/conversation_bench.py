@@ -29,8 +29,8 @@ from _server import running_server
 from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.llm_upstream import MODEL_ID, Upstream, build_model  # noqa: E402
-from tts_studio.services.text_feed import TextFeed  # noqa: E402
+from tests.llm_upstream import MODEL_ID, Upstream, build_model
+from tts_studio.services.text_feed import TextFeed
 
 INSTRUCTIONS = "Answer briefly."
 QUESTION = "What is the weather like by the river?"
@@ -150,12 +150,14 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(f"Realtime: first audio {report['realtime_first_audio_ms']:.1f} ms, upstream's first chunk "
-          f"{report['upstream_first_chunk_ms']:.1f} ms -> added {report['realtime_added_ms']:.1f} ms; raw engine "
-          f"first piece {report['raw_engine_first_piece_ms']:.1f} ms (added - raw = "
-          f"{report['realtime_added_over_raw_engine_ms']:+.1f} ms); raw engine first piece while the LLM writes "
-          f"{report['raw_engine_first_piece_while_llm_writes_ms']:.1f} ms (added - that = "
-          f"{report['realtime_added_over_raw_engine_same_load_ms']:+.1f} ms; target <= +30 ms)")
+    print(
+        f"Realtime: first audio {report['realtime_first_audio_ms']:.1f} ms, upstream's first chunk "
+        f"{report['upstream_first_chunk_ms']:.1f} ms -> added {report['realtime_added_ms']:.1f} ms; raw engine "
+        f"first piece {report['raw_engine_first_piece_ms']:.1f} ms (added - raw = "
+        f"{report['realtime_added_over_raw_engine_ms']:+.1f} ms); raw engine first piece while the LLM writes "
+        f"{report['raw_engine_first_piece_while_llm_writes_ms']:.1f} ms (added - that = "
+        f"{report['realtime_added_over_raw_engine_same_load_ms']:+.1f} ms; target <= +30 ms)"
+    )
     print(f"Chat proxy: {report['proxy_tokens']:.0f} tokens direct {report['proxy_direct_stream_ms']:.0f} ms, "
           f"proxied {report['proxy_proxied_stream_ms']:.0f} ms -> {report['proxy_overhead_per_token_ms']:.3f} ms "
           f"per token (target <= 2 ms); medians of {args.runs}")  # fmt: skip
