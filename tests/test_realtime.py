@@ -174,3 +174,21 @@ def test_foreign_origin_is_refused(server: LiveServer) -> None:
     with pytest.raises(InvalidStatus) as info:
         ws_connect(url, origin="http://evil.example").close()  # type: ignore[arg-type]
     assert info.value.response.status_code == 403
+
+
+def test_beta_protocol_clients_get_beta_event_names(server: LiveServer) -> None:
+    url = server.url.replace("http", "ws") + "/v1/realtime?model=gpt-4o-realtime-preview"
+    with ws_connect(url, additional_headers={"OpenAI-Beta": "realtime=v1"}) as ws:
+        created = json.loads(ws.recv())
+        assert created["type"] == "session.created" and created["session"]["output_audio_format"] == "pcm16"
+        ws.send(json.dumps({"type": "session.update", "session": {"modalities": ["text", "audio"], "voice": "echo",
+                            "input_audio_format": "pcm16", "output_audio_format": "pcm16", "turn_detection": None}}))  # fmt: skip
+        assert json.loads(ws.recv())["session"]["voice"] == "echo"
+        ws.send(json.dumps({"type": "conversation.item.create", "item": _user_text("Hello from an older client.")}))
+        assert json.loads(ws.recv())["type"] == "conversation.item.created"
+        ws.send(json.dumps({"type": "response.create"}))
+        types = []
+        while not types or types[-1] != "response.done":
+            types.append(json.loads(ws.recv())["type"])
+    assert {"response.audio.delta", "response.audio_transcript.delta", "response.audio.done"} <= set(types)
+    assert not any(t.startswith("response.output_audio") for t in types)

@@ -36,6 +36,35 @@ def _max_tokens(value: Any, param: str) -> int | str:
     raise EventError("'max_output_tokens' must be 1-4096 or 'inf'.", param=param)
 
 
+_BETA_NAMES = {
+    "response.output_audio.delta": "response.audio.delta",
+    "response.output_audio.done": "response.audio.done",
+    "response.output_audio_transcript.delta": "response.audio_transcript.delta",
+    "response.output_audio_transcript.done": "response.audio_transcript.done",
+    "conversation.item.added": "conversation.item.created",
+}
+
+
+def _beta_session(session: dict[str, Any]) -> dict[str, Any]:
+    audio = session["audio"]
+    return {"id": session["id"], "object": "realtime.session", "model": session["model"],
+            "modalities": ["text", "audio"] if "audio" in session["output_modalities"] else ["text"],
+            "instructions": session["instructions"], "voice": audio["output"]["voice"],
+            "input_audio_format": "pcm16", "output_audio_format": "pcm16", "turn_detection": None,
+            "input_audio_transcription": audio["input"]["transcription"],
+            "max_response_output_tokens": session["max_output_tokens"]}  # fmt: skip
+
+
+def _beta_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The same event in the beta protocol's names and session shape."""
+    if event["type"] == "conversation.item.done":
+        return {}  # the beta protocol has no such event
+    event = {**event, "type": _BETA_NAMES.get(event["type"], event["type"])}
+    if "session" in event:
+        event["session"] = _beta_session(event["session"])
+    return event
+
+
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -70,8 +99,9 @@ class _Reply:
 
 
 class RealtimeSession:
-    def __init__(self, services: Services, model: str, send: Send) -> None:
+    def __init__(self, services: Services, model: str, send: Send, beta: bool = False) -> None:
         self.services = services
+        self.beta = beta  # `OpenAI-Beta: realtime=v1` clients (older pipecat, livekit) get the beta event names
         self.model = model
         self._send_raw = send
         self._send_lock = asyncio.Lock()
@@ -89,8 +119,10 @@ class RealtimeSession:
 
     async def send(self, event: dict[str, Any]) -> None:
         event.setdefault("event_id", new_id("event"))
+        if self.beta:
+            event = _beta_event(event)
         async with self._send_lock:
-            if not self.closed:
+            if not self.closed and event:
                 await self._send_raw(event)
 
     async def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None) -> None:
@@ -124,8 +156,9 @@ class RealtimeSession:
             raise EventError("'session' must be an object.", param="session")
         if isinstance(update.get("instructions"), str):
             self.session["instructions"] = update["instructions"]
-        if "max_output_tokens" in update:
-            self.session["max_output_tokens"] = _max_tokens(update["max_output_tokens"], "session.max_output_tokens")
+        for key in ("max_output_tokens", "max_response_output_tokens"):  # GA and beta spellings
+            if key in update:
+                self.session["max_output_tokens"] = _max_tokens(update[key], f"session.{key}")
         modalities = update.get("output_modalities", update.get("modalities"))  # GA and beta spellings
         if isinstance(modalities, list):
             self.session["output_modalities"] = ["audio"] if "audio" in modalities else ["text"]

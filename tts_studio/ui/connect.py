@@ -10,7 +10,9 @@ from tts_studio.ui.context import Studio
 
 NOTES = """
 **Open WebUI**: Admin Settings → Audio → Text-to-Speech Engine *OpenAI*; API Base URL `{base}`;
-API key: {key}; model `tts-1` (or an engine id); voice `alloy` or the id of one of your voices.
+API key: {key}; model `tts-1` (or an engine id); voice `alloy` or the id of one of your voices. With a chat
+upstream (`TTS_STUDIO_CHAT_UPSTREAM`), add `{base}` under Admin Settings → Connections → OpenAI API too:
+one base URL for chat and speech.
 
 **SillyTavern**: Extensions → TTS → provider *OpenAI Compatible*; endpoint `{base}/audio/speech`;
 model `tts-1`; voices: any id from the Voices tab (mp3 is the default format).

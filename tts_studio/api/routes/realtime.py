@@ -42,7 +42,8 @@ async def realtime(websocket: WebSocket) -> None:
     async def send(event: dict[str, Any]) -> None:
         await websocket.send_text(json.dumps(event, separators=(",", ":")))
 
-    session = RealtimeSession(app.state.services, model, send)
+    beta = "realtime=v1" in websocket.headers.get("openai-beta", "")
+    session = RealtimeSession(app.state.services, model, send, beta=beta)
     try:
         await session.start()
         while True:
