@@ -15,7 +15,18 @@ from tts_studio.api.deps import require_api_key
 from tts_studio.api.errors import install_error_handlers
 from tts_studio.api.guard import BrowserGuard, BrowserPolicy
 from tts_studio.api.request_id import RequestIdMiddleware
-from tts_studio.api.routes import chat, docs, health, models, realtime, responses, speech, transcriptions, voices
+from tts_studio.api.routes import (
+    chat,
+    docs,
+    health,
+    models,
+    projects,
+    realtime,
+    responses,
+    speech,
+    transcriptions,
+    voices,
+)
 from tts_studio.config import Settings
 from tts_studio.engines.registry import EngineSpec, default_registry
 from tts_studio.offline import disable_telemetry
@@ -43,6 +54,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.state.chat = services.chat
         app.state.services = services
         app.state.started = time.monotonic()
+        services.projects.renderer.start()  # resumes renders a stop interrupted
         wyoming = None
         if settings.wyoming_port is not None:
             from tts_studio.wyoming_server import WyomingServer  # the wyoming package only when asked for
@@ -56,6 +68,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
             if wyoming is not None:
                 await wyoming.stop()
             await services.chat.aclose()
+            await anyio.to_thread.run_sync(services.projects.renderer.shutdown)
             await anyio.to_thread.run_sync(services.manager.unload_all)  # never on the event loop
 
     # No CDN pages: /docs is our own local page (routes/docs.py), /redoc is off.
@@ -67,7 +80,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
     app.add_middleware(RequestIdMiddleware)
 
     protected = [Depends(require_api_key)]
-    for module in (speech, models, voices, transcriptions, chat, responses):
+    for module in (speech, models, voices, transcriptions, chat, responses, projects):
         app.include_router(module.router, prefix="/v1", dependencies=protected)
     app.include_router(docs.router, dependencies=protected)
     app.include_router(health.router)

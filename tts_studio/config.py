@@ -134,6 +134,15 @@ class Settings(BaseSettings):
         120.0, gt=0, description="Longest wait for the chat upstream's next bytes (504 beyond)."
     )
     chat_connect_timeout_seconds: float = Field(5.0, gt=0, description="Longest wait to connect to the chat upstream.")
+    project_wer_threshold: float = Field(
+        0.25, ge=0, le=1, description="A project take Whisper hears worse than this (and >1 word wrong) is redone."
+    )
+    project_max_tries: int = Field(3, ge=1, le=10, description="Tries per project line before it is flagged.")
+    speech_dictionary: bool = Field(
+        False,
+        description="Apply the global pronunciation dictionary on /v1/audio/speech too (per request: "
+        '"dictionary": true).',
+    )
     enable_ui: bool = Field(True, description="Serve the studio UI at /ui (off: API only, no gradio import).")
 
     @field_validator("api_key", "chat_upstream", "chat_upstream_api_key", "chat_model", mode="before")

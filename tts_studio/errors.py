@@ -53,6 +53,14 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class Conflict(StudioError):
+    """The request is valid but the resource is not in a state to serve it (e.g. export before render)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class PayloadTooLarge(StudioError):
     status = 413
     type = "invalid_request_error"

@@ -33,6 +33,7 @@ class SpeechBody(BaseModel):
     voice_b64: str | None = Field(None, description="Clone from inline base64 audio (cloning engines).")
     voice_url: str | None = Field(None, description="Clone from audio at a public URL (if enabled).")
     stream: bool | None = Field(None, description="Accepted for Chatterbox-style clients; audio always streams.")
+    dictionary: bool | None = Field(None, description="Apply the global pronunciation dictionary (default: setting).")
     sample_rate: int | None = Field(
         None, ge=MIN_RATE, le=MAX_RATE, description="Output rate for pcm and wav (resampled); default 24000."
     )

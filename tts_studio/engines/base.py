@@ -69,6 +69,7 @@ class EngineInfo:
     gpu: bool = False
     exclusive_stream: bool = False  # keeps per-stream state: hold the device for the whole stream
     max_chunk_chars: int = 300
+    tags: tuple[str, ...] = ()  # inline engine tags it speaks ("laugh" for "[laugh]"); others are removed
     params: tuple[ParamSpec, ...] = field(default_factory=tuple)
     weights_repo: str | None = None  # Hugging Face repo of the weights (None: shipped in a package)
     weights_files: tuple[str, ...] | None = None  # allow-patterns within the repo (None: all)

@@ -10,6 +10,10 @@ from tts_studio.config import OPENAI_VOICES, Settings
 from tts_studio.engines.hibari_engine import extra_voices
 from tts_studio.engines.manager import ModelManager
 from tts_studio.engines.registry import EngineSpec
+from tts_studio.projects.dictionary import GlobalDictionary
+from tts_studio.projects.render import ProjectRenderer
+from tts_studio.projects.service import ProjectService
+from tts_studio.projects.store import ProjectStore
 from tts_studio.services.admission import RequestSlots
 from tts_studio.services.chat import ChatUpstream
 from tts_studio.services.embedded_voices import EmbeddedVoices
@@ -32,6 +36,8 @@ class Services:
     speech_slots: RequestSlots  # admission, shared by every protocol
     transcription_slots: RequestSlots
     chat: ChatUpstream  # the LLM server behind chat, Responses and Realtime (may be unconfigured)
+    dictionary: GlobalDictionary  # the studio-wide pronunciation dictionary
+    projects: ProjectService  # long-form projects and their background render queue
 
 
 def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Services:
@@ -56,7 +62,10 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
     history = History(settings.data_dir / "history")
     speech_slots = RequestSlots(settings.max_active_requests)
     transcription_slots = RequestSlots(settings.max_active_transcriptions, "transcription")
+    dictionary = GlobalDictionary(settings.data_dir / "dictionary.json")
+    store = ProjectStore(settings.data_dir / "projects")
+    renderer = ProjectRenderer(store, speech, transcriber, dictionary, settings)
     return Services(
         settings, manager, speech, catalog, transcriber, history, embedded, speech_slots, transcription_slots,
-        ChatUpstream(settings),
+        ChatUpstream(settings), dictionary, ProjectService(store, renderer, speech, dictionary),
     )  # fmt: skip

@@ -19,9 +19,10 @@ from tts_studio.api.schemas import SpeechBody
 from tts_studio.api.streaming import ClosingStreamingResponse, first_item
 from tts_studio.audio.encode import FORMATS
 from tts_studio.errors import StudioError, error_body
+from tts_studio.projects.dictionary import apply as apply_dictionary
 from tts_studio.services.admission import RequestSlots
 from tts_studio.services.pipeline import Progress
-from tts_studio.services.speech import SpeechOrder
+from tts_studio.services.speech import SpeechOrder, SpeechPlan, SpeechService
 
 log = logging.getLogger(__name__)
 RESAMPLED_FORMATS = ("pcm", "wav")  # `sample_rate` applies to these (other codecs keep 24 kHz)
@@ -82,9 +83,12 @@ def _sse_events(
 @router.post("/audio/speech", openapi_extra=_OPENAPI_BODY, response_class=StreamingResponse)
 async def create_speech(request: Request, speech: SpeechDep, settings: SettingsDep) -> StreamingResponse:
     body = await read_json(request, SpeechBody, settings.max_body_bytes)
+    text = body.input
+    if body.dictionary if body.dictionary is not None else settings.speech_dictionary:
+        text = apply_dictionary(text, request.app.state.services.dictionary.entries(), body.voice_id)
     order = SpeechOrder(
         model=body.model,
-        input=body.input,
+        input=text,
         voice=body.voice_id,
         speed=body.speed,
         instructions=body.instructions,
@@ -93,15 +97,28 @@ async def create_speech(request: Request, speech: SpeechDep, settings: SettingsD
         voice_url=body.voice_url,
     )
     plan = await anyio.to_thread.run_sync(speech.plan, order)  # may decode or fetch reference audio
-    slots: RequestSlots = request.app.state.speech_slots
-    slots.take()
-    progress = Progress()
     sse = body.stream_format == "sse" or (
         "stream_format" not in body.model_fields_set and "text/event-stream" in request.headers.get("accept", "")
     )  # the Chatterbox-server dialect asks for SSE with the Accept header
     rate = body.sample_rate if body.response_format in RESAMPLED_FORMATS else None
-    audio = speech.speak([plan], body.response_format, progress=progress, sample_rate=rate)
-    payload = _sse_events(audio, progress, plan.input_tokens) if sse else audio
+    return await stream_speech(request, speech, [plan], body.response_format, sse=sse, sample_rate=rate)
+
+
+async def stream_speech(
+    request: Request,
+    speech: SpeechService,
+    plans: list[SpeechPlan],
+    fmt: str,
+    *,
+    sse: bool = False,
+    sample_rate: int | None = None,
+) -> StreamingResponse:
+    """Speak `plans` as one streamed response (raw audio or SSE events), holding one admission slot."""
+    slots: RequestSlots = request.app.state.speech_slots
+    slots.take()
+    progress = Progress()
+    audio = speech.speak(plans, fmt, progress=progress, sample_rate=sample_rate)
+    payload = _sse_events(audio, progress, sum(p.input_tokens for p in plans)) if sse else audio
     try:
         first = await first_item(payload)  # loads the engine; errors here keep their status
     except BaseException:
@@ -116,5 +133,5 @@ async def create_speech(request: Request, speech: SpeechDep, settings: SettingsD
     if sse:
         media_type, headers = "text/event-stream", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     else:
-        media_type, headers = FORMATS[body.response_format].mime, {}
+        media_type, headers = FORMATS[fmt].mime, {}
     return ClosingStreamingResponse(first, payload, close, media_type=media_type, headers=headers)

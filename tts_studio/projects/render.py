@@ -1,0 +1,272 @@
+"""Render jobs: background work on the shared manager (interactive requests go first). One project at a time;
+within it, synthesis of the next line overlaps with Whisper verifying the last. Takes that fail
+verification are regenerated with a new seed up to `project_max_tries`, then flagged for review. Takes are
+stored atomically as they finish, so a restart resumes where it stopped."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tts_studio.config import Settings
+from tts_studio.engines.scheduler import Priority
+from tts_studio.errors import StudioError
+from tts_studio.projects.dictionary import GlobalDictionary
+from tts_studio.projects.script import Line
+from tts_studio.projects.store import Project, ProjectStore, Take
+from tts_studio.projects.verify import failed, hear, trim
+from tts_studio.services.speech import SpeechOrder, SpeechService
+from tts_studio.services.transcription import Transcriber
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """One project's render: what is left, how far it got, and how to stop it."""
+
+    project_id: str
+    force: set[str] = field(default_factory=set)  # line ids to render again even if they have a take
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: int = 0
+    done_at_start: int = 0  # lines that already had takes (for the ETA)
+    total: int = 0
+    started: float = 0.0
+    active: set[str] = field(default_factory=set)  # line ids being made or checked now
+
+
+@dataclass
+class _Work:
+    line: Line
+    spoken: str
+    key: str
+    voice: str
+    attempt: int = 0
+    samples: np.ndarray | None = None
+    language: str = "en"
+
+
+class ProjectRenderer:
+    """The render queue (one worker thread) and the progress the API, SSE and the UI read."""
+
+    def __init__(self, store: ProjectStore, speech: SpeechService, transcriber: Transcriber,
+                 dictionary: GlobalDictionary, settings: Settings) -> None:  # fmt: skip
+        self.store, self.speech, self.transcriber = store, speech, transcriber
+        self.dictionary, self.settings = dictionary, settings
+        self._queue: deque[Job] = deque()
+        self._jobs: dict[str, Job] = {}
+        self._changed = threading.Condition()
+        self.version = 0
+        self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- queue ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker and resume the projects a stop interrupted (their finished takes are kept)."""
+        for project in self.store.all():
+            if project.data["status"] in ("queued", "rendering"):
+                self.submit(project.id)
+        self._ensure_worker()
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._run, name="project-render", daemon=True)
+            self._worker.start()
+
+    def submit(self, project_id: str, lines: list[str] | None = None) -> Project:
+        project = self.store.get(project_id)
+        for line_id in lines or []:
+            project.line(line_id)  # 404 for an unknown line
+        with self._changed:
+            job = self._jobs.get(project_id)
+            if job is None:
+                job = Job(project_id)
+                self._jobs[project_id] = job
+                self._queue.append(job)
+            job.force |= set(lines or [])
+            self._bump()
+        project = self.store.update(project_id, status="queued" if job.started == 0 else "rendering", error=None)
+        self._ensure_worker()
+        return project
+
+    def cancel(self, project_id: str) -> Project:
+        with self._changed:
+            job = self._jobs.get(project_id)
+            if job is not None:
+                job.cancel.set()
+                if job in self._queue:
+                    self._queue.remove(job)
+                    del self._jobs[project_id]
+            self._bump()
+        project = self.store.get(project_id)
+        if project.data["status"] in ("queued", "rendering"):
+            project = self.store.update(project_id, status="cancelled")
+        return project
+
+    def job(self, project_id: str) -> Job | None:
+        return self._jobs.get(project_id)
+
+    def _bump(self) -> None:
+        self.version += 1
+        self._changed.notify_all()
+
+    def wait_for_change(self, version: int, timeout: float) -> int:
+        """Block until anything changes after `version` (or `timeout`); returns the new version."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.version != version, timeout)
+            return self.version
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        with self._changed:
+            for job in self._jobs.values():
+                job.cancel.set()
+            self._bump()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._queue) or self._stopping.is_set())
+                if self._stopping.is_set():
+                    return
+                job = self._queue.popleft()
+            status, error = "done", None
+            try:
+                self._render(job)
+                if job.cancel.is_set():
+                    status = "cancelled"
+            except StudioError as exc:
+                status, error = "failed", exc.message
+            except Exception:
+                log.exception("project %s failed", job.project_id)
+                status, error = "failed", "Rendering failed; see the server log."
+            with self._changed:
+                self._jobs.pop(job.project_id, None)
+                self._bump()
+            if self._stopping.is_set():
+                return  # interrupted by shutdown: stays "rendering", resumed at the next start
+            try:
+                if not (status == "cancelled" and self.store.get(job.project_id).data["status"] == "cancelled"):
+                    self.store.update(job.project_id, status=status, error=error)
+            except StudioError:
+                pass  # deleted meanwhile
+
+    # -- one project ------------------------------------------------------------------------------------
+    def work_list(self, project: Project, force: set[str] | None = None) -> tuple[list[_Work], int]:
+        """(lines still to render, lines in all)."""
+        engine_id, _ = self.speech.resolve_model(project.data["model"])
+        keep = self.speech.manager.info(engine_id).tags
+        global_entries = self.dictionary.entries()
+        todo, lines = [], project.lines()
+        for line in lines:
+            spoken = project.spoken(line, global_entries, keep)
+            key = project.take_key(line, spoken)
+            if line.id in (force or set()):
+                project.drop_take(key)
+            elif (project.folder / "takes" / f"{key}.json").exists():
+                continue
+            todo.append(_Work(line, spoken, key, project.voice_for(line.speaker)))
+        return todo, len(lines)
+
+    def _render(self, job: Job) -> None:
+        project = self.store.get(job.project_id)
+        todo, total = self.work_list(project, job.force)
+        job.total, job.done, job.started = total, total - len(todo), time.monotonic()
+        job.done_at_start = job.done
+        self.store.update(job.project_id, status="rendering", error=None)
+        with self._changed:
+            self._bump()
+        pending: deque[_Work] = deque(todo)
+        checked: queue.Queue[_Work | None] = queue.Queue(maxsize=2)  # synthesis runs at most 2 lines ahead
+        retry: deque[_Work] = deque()
+        settled = threading.Condition()  # the verifier took a decision (kept a take or asked for a retry)
+        verifier = threading.Thread(target=self._verify_loop, args=(project, job, checked, retry, settled),
+                                    daemon=True, name=f"verify-{job.project_id}")  # fmt: skip
+        verifier.start()
+        try:
+            while not job.cancel.is_set():
+                if not pending:  # what is being checked may come back for another try
+                    with settled:
+                        settled.wait_for(lambda: bool(retry) or checked.unfinished_tasks == 0 or job.cancel.is_set())
+                work = retry.popleft() if retry else (pending.popleft() if pending else None)
+                if work is None:
+                    break
+                with self._changed:
+                    job.active.add(work.line.id)
+                    self._bump()
+                work.samples = self._synthesize(project, work, job)
+                if work.samples is None:
+                    break
+                checked.put(work)
+        finally:
+            checked.put(None)
+            verifier.join()
+
+    def _synthesize(self, project: Project, work: _Work, job: Job) -> np.ndarray | None:
+        extra: dict[str, Any] = {}
+        if work.attempt:
+            extra["seed"] = (int(work.key[:8], 16) + work.attempt) % 2**32
+        order = SpeechOrder(model=project.data["model"], input=work.spoken, voice=work.voice, extra=extra)
+        plan = self.speech.plan(order)
+        work.language = plan.language
+        audio = self.speech.speak([plan], "pcm", priority=Priority.BACKGROUND)
+        parts = []
+        try:
+            for data in audio:
+                if job.cancel.is_set():
+                    return None  # closing the generator stops synthesis within one piece
+                parts.append(data)
+        finally:
+            audio.close()
+        return np.frombuffer(b"".join(parts), "<i2").astype(np.float32) / 32768.0
+
+    def _verify_loop(self, project: Project, job: Job, checked: queue.Queue[_Work | None], retry: deque[_Work],
+                     settled: threading.Condition) -> None:  # fmt: skip
+        """Check takes until the None that ends the job (cancelled: skip them, but keep draining)."""
+        while True:
+            work = checked.get()
+            try:
+                if work is None:
+                    return
+                if job.cancel.is_set():
+                    continue
+                take = self._check(project, work)
+                if take is None:
+                    work.attempt += 1
+                    retry.append(work)
+                    continue
+                project.save_take(take)
+                with self._changed:
+                    job.done += 1
+                    job.active.discard(work.line.id)
+                    self._bump()
+            finally:
+                with settled:
+                    checked.task_done()
+                    settled.notify_all()
+
+    def _check(self, project: Project, work: _Work) -> Take | None:
+        """The take to keep, or None to try again with a new seed."""
+        assert work.samples is not None
+        tries = work.attempt + 1
+        language = work.language
+        if not language.startswith("en"):
+            samples, _ = trim(work.samples, [])
+            note = f"Not verified: Whisper tiny.en checks English only (voice language '{language}')."
+            return Take(work.key, samples, "", None, tries, False, [], note=note)
+        heard = hear(self.transcriber, work.samples, work.spoken)
+        bad = failed(work.spoken, heard.wer, self.settings.project_wer_threshold)
+        if bad and tries < self.settings.project_max_tries:
+            return None
+        samples, words = trim(work.samples, heard.words)
+        note = f"Whisper heard '{heard.transcript}' after {tries} tries." if bad else ""
+        return Take(work.key, samples, heard.transcript, round(heard.wer, 4), tries, bad, words, note)

@@ -1,0 +1,133 @@
+"""Projects as a service: what the API routes and the Projects tab call (create, view, edit, render, review,
+export). Validation happens here, before anything is written."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tts_studio.errors import InvalidRequest, StudioError
+from tts_studio.projects.dictionary import Entry, GlobalDictionary
+from tts_studio.projects.export import export
+from tts_studio.projects.render import ProjectRenderer
+from tts_studio.projects.script import NARRATOR, ScriptError, parse, speakers, tags_in
+from tts_studio.projects.store import Project, ProjectStore
+from tts_studio.services.speech import SpeechService
+
+MAX_SCRIPT_CHARS = 2_000_000
+
+
+class ProjectService:
+    def __init__(self, store: ProjectStore, renderer: ProjectRenderer, speech: SpeechService,
+                 dictionary: GlobalDictionary) -> None:  # fmt: skip
+        self.store, self.renderer, self.speech, self.dictionary = store, renderer, speech, dictionary
+
+    # -- validation ---------------------------------------------------------------------------------------
+    def _check(self, script: str, voices: dict[str, str], model: str) -> None:
+        if len(script) > MAX_SCRIPT_CHARS:
+            raise InvalidRequest(f"'script' is longer than {MAX_SCRIPT_CHARS} characters.", param="script")
+        try:
+            chapters = parse(script)
+        except ScriptError as exc:
+            raise InvalidRequest(
+                str(exc), param="script", code="empty_script" if not script.strip() else None
+            ) from None
+        engine_id, _ = self.speech.resolve_model(model)
+        info = self.speech.manager.info(engine_id)
+        for speaker in speakers(chapters):
+            voice = voices.get(speaker) or voices.get(NARRATOR) or "alloy"
+            try:
+                self.speech.voices.resolve(voice, info)
+            except StudioError as exc:
+                raise InvalidRequest(f"voices['{speaker}']: {exc.message}", param=f"voices.{speaker}",
+                                     code="unknown_voice") from None  # fmt: skip
+
+    def create(self, name: str, script: str, voices: dict[str, str], model: str, dictionary: list[Entry]) -> Project:
+        self._check(script, voices, model)
+        return self.store.create({"name": name, "script": script, "voices": voices, "model": model,
+                                  "dictionary": [e.model_dump() for e in dictionary]})  # fmt: skip
+
+    def update(self, project_id: str, changes: dict[str, Any]) -> Project:
+        project = self.store.get(project_id)
+        merged = {**project.data, **changes}
+        self._check(merged["script"], merged["voices"], merged["model"])
+        if "dictionary" in changes:
+            changes["dictionary"] = [e.model_dump() for e in changes["dictionary"]]
+        return self.store.update(project_id, **changes)
+
+    def delete(self, project_id: str) -> None:
+        self.renderer.cancel(project_id)
+        self.store.delete(project_id)
+
+    # -- what clients see --------------------------------------------------------------------------------
+    def keys(self, project: Project) -> dict[str, str]:
+        """Line id -> take key as the project stands (dictionaries and tags applied)."""
+        engine_id, _ = self.speech.resolve_model(project.data["model"])
+        keep = self.speech.manager.info(engine_id).tags
+        entries = self.dictionary.entries()
+        return {line.id: project.take_key(line, project.spoken(line, entries, keep)) for line in project.lines()}
+
+    def view(self, project: Project, full: bool = True) -> dict[str, Any]:
+        job = self.renderer.job(project.id)
+        keys = self.keys(project)
+        engine_id, _ = self.speech.resolve_model(project.data["model"])
+        supported = set(self.speech.manager.info(engine_id).tags)
+        chapters, warnings, done = [], [], 0
+        for chapter in project.chapters:
+            lines = []
+            for line in chapter.lines:
+                meta = self._meta(project, keys[line.id])
+                status = "pending"
+                if meta is not None:
+                    done += 1
+                    status = "approved" if meta["approved"] else ("flagged" if meta["flagged"] else "done")
+                elif job is not None and line.id in job.active:
+                    status = "rendering"
+                for tag in tags_in(line.text):
+                    if tag not in supported:
+                        warnings.append(f"{line.id}: [{tag}] is not supported by {engine_id} and is removed.")
+                lines.append({"id": line.id, "speaker": line.speaker, "voice": project.voice_for(line.speaker),
+                              "text": line.text, "status": status, "wer": meta["wer"] if meta else None,
+                              "flagged": bool(meta and meta["flagged"] and not meta["approved"]),
+                              "takes": meta["tries"] if meta else 0,
+                              "transcript": meta["transcript"] if meta else None,
+                              "note": meta["note"] if meta else None,
+                              "pause_after": line.pause_after})  # fmt: skip
+            chapters.append({"title": chapter.title, "lines": lines})
+        total = len(keys)
+        progress: dict[str, Any] = {"done": done, "total": total, "eta_seconds": None}
+        if job is not None and job.started and job.done > job.done_at_start:
+            per_line = (time.monotonic() - job.started) / (job.done - job.done_at_start)
+            progress["eta_seconds"] = round(per_line * (job.total - job.done), 1)
+        view = {key: project.data[key] for key in ("id", "object", "name", "model", "voices", "status", "error",
+                                                    "created_at", "updated_at")}  # fmt: skip
+        view.update(progress=progress, speakers=speakers(project.chapters), warnings=warnings)
+        if full:
+            view.update(script=project.data["script"], dictionary=project.data.get("dictionary", []),
+                        chapters=chapters)  # fmt: skip
+        return view
+
+    @staticmethod
+    def _meta(project: Project, key: str) -> dict[str, Any] | None:
+        try:
+            meta: dict[str, Any] = json.loads((project.folder / "takes" / f"{key}.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return meta
+
+    # -- actions -------------------------------------------------------------------------------------------
+    def approve(self, project_id: str, line_id: str) -> Project:
+        project = self.store.get(project_id)
+        project.line(line_id)
+        key = self.keys(project)[line_id]
+        take = project.load_take(key)
+        if take is None:
+            raise InvalidRequest(f"Line {line_id} has no take to approve yet.", param="line_id", code="not_rendered")
+        take.approved = True
+        project.save_take(take)
+        return project
+
+    def export(self, project_id: str, fmt: str, chapter: int | None, preset: str) -> bytes:
+        project = self.store.get(project_id)
+        return export(project, self.keys(project), fmt, chapter, preset)

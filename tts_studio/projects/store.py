@@ -1,0 +1,189 @@
+"""Projects on disk: `projects/<id>/project.json` (the script, cast, dictionary, status) and one file pair
+per take, `takes/<key>.wav` + `takes/<key>.json`, each written atomically. A take's key hashes everything
+that shapes its audio, so an edited line gets a new take and an unchanged one keeps its own."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import threading
+import time
+import uuid
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tts_studio.errors import NotFound
+from tts_studio.projects.dictionary import Entry, apply
+from tts_studio.projects.script import NARRATOR, Chapter, Line, parse, strip_tags
+from tts_studio.services.library import atomic_write_bytes, atomic_write_json
+
+RATE = 24_000
+STATUSES = ("draft", "queued", "rendering", "done", "failed", "cancelled")
+
+
+@dataclass
+class Take:
+    """A rendered line: trimmed audio and how well Whisper heard it."""
+
+    key: str
+    samples: np.ndarray  # float32 mono, 24 kHz
+    transcript: str
+    wer: float | None  # None: not verified (a language Whisper tiny.en cannot check)
+    tries: int
+    flagged: bool
+    words: list[dict[str, Any]]  # Whisper's word timings, seconds from the take's start
+    note: str = ""
+    approved: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / RATE
+
+    def meta(self) -> dict[str, Any]:
+        return {"key": self.key, "transcript": self.transcript, "wer": self.wer, "tries": self.tries,
+                "flagged": self.flagged, "words": self.words, "note": self.note, "approved": self.approved,
+                "seconds": round(self.seconds, 3)}  # fmt: skip
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    out = io.BytesIO()
+    with wave.open(out, "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(RATE)
+        handle.writeframes(pcm)
+    return out.getvalue()
+
+
+def _read_wav(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as handle:
+        data = handle.readframes(handle.getnframes())
+    return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+
+
+class Project:
+    """One project's settings and files; `spoken(line)` is what the engine is asked to say."""
+
+    def __init__(self, folder: Path, data: dict[str, Any]) -> None:
+        self.folder = folder
+        self.data = data
+        self.chapters: list[Chapter] = parse(data["script"])
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    @property
+    def dictionary(self) -> list[Entry]:
+        return [Entry.model_validate(e) for e in self.data.get("dictionary", [])]
+
+    def voice_for(self, speaker: str) -> str:
+        voices: dict[str, str] = self.data["voices"]
+        return voices.get(speaker) or voices.get(NARRATOR) or "alloy"
+
+    def lines(self) -> list[Line]:
+        return [line for chapter in self.chapters for line in chapter.lines]
+
+    def line(self, line_id: str) -> Line:
+        for line in self.lines():
+            if line.id == line_id:
+                return line
+        raise NotFound(f"The project has no line '{line_id}'.", param="lines")
+
+    def take_key(self, line: Line, spoken: str) -> str:
+        shape = [self.data["model"], self.voice_for(line.speaker), spoken]
+        return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:24]
+
+    def spoken(self, line: Line, global_entries: list[Entry], keep_tags: tuple[str, ...]) -> str:
+        """The line's text with the dictionaries applied (global, then project; voice entries for its voice)
+        and the engine tags the engine cannot speak removed."""
+        voice = self.voice_for(line.speaker)
+        text = apply(line.text, global_entries, voice)
+        return strip_tags(apply(text, self.dictionary, voice), keep_tags)
+
+    def take_path(self, key: str) -> Path:
+        return self.folder / "takes" / f"{key}.wav"
+
+    def load_take(self, key: str) -> Take | None:
+        meta_path = self.folder / "takes" / f"{key}.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            samples = _read_wav(self.take_path(key))
+        except (OSError, ValueError, EOFError, wave.Error):
+            return None
+        return Take(key, samples, meta["transcript"], meta["wer"], meta["tries"], meta["flagged"], meta["words"],
+                    meta.get("note", ""), meta.get("approved", False))  # fmt: skip
+
+    def save_take(self, take: Take) -> None:
+        """Audio first, then its metadata: a take counts only once both are on disk."""
+        atomic_write_bytes(self.take_path(take.key), wav_bytes(take.samples))
+        atomic_write_json(self.folder / "takes" / f"{take.key}.json", take.meta())
+
+    def drop_take(self, key: str) -> None:
+        (self.folder / "takes" / f"{key}.json").unlink(missing_ok=True)
+        self.take_path(key).unlink(missing_ok=True)
+
+
+class ProjectStore:
+    """Every project under `root`; project.json rewrites are atomic and serialised."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.RLock()
+
+    def _folder(self, project_id: str) -> Path:
+        if not project_id.startswith("proj_") or not project_id[5:].isalnum():
+            raise NotFound(f"No project '{project_id}'.", param="id")
+        return self.root / project_id
+
+    def create(self, fields: dict[str, Any]) -> Project:
+        project_id = f"proj_{uuid.uuid4().hex[:16]}"
+        now = int(time.time())
+        data = {"id": project_id, "object": "project", "created_at": now, "updated_at": now, "status": "draft",
+                "error": None, **fields}  # fmt: skip
+        folder = self.root / project_id
+        project = Project(folder, data)  # parses: a bad script writes nothing
+        with self._lock:
+            atomic_write_json(folder / "project.json", data)
+        return project
+
+    def get(self, project_id: str) -> Project:
+        folder = self._folder(project_id)
+        try:
+            data = json.loads((folder / "project.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise NotFound(f"No project '{project_id}'.", param="id") from None
+        return Project(folder, data)
+
+    def all(self) -> list[Project]:
+        found = []
+        for path in sorted(self.root.glob("proj_*/project.json")):
+            try:
+                found.append(self.get(path.parent.name))
+            except (NotFound, ValueError):
+                continue
+        return sorted(found, key=lambda p: p.data["created_at"], reverse=True)
+
+    def update(self, project_id: str, **changes: Any) -> Project:
+        with self._lock:
+            project = self.get(project_id)
+            data = {**project.data, **changes, "updated_at": int(time.time())}
+            updated = Project(project.folder, data)  # a bad script raises before anything is written
+            atomic_write_json(project.folder / "project.json", data)
+            return updated
+
+    def delete(self, project_id: str) -> None:
+        with self._lock:
+            folder = self._folder(project_id)
+            if not (folder / "project.json").exists():
+                raise NotFound(f"No project '{project_id}'.", param="id")
+            trash = self.root / f".deleted-{project_id}-{uuid.uuid4().hex[:6]}"
+            folder.rename(trash)  # gone at once; the files follow
+            shutil.rmtree(trash, ignore_errors=True)
