@@ -1,0 +1,46 @@
+"""The embedded engine with hooks, for what it cannot do by itself: speak other words than asked (a take
+that fails verification), and stop at a given line until the test lets it go (restart and cancel mid-render).
+The audio is always the embedded engine's own."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from tts_studio.engines.base import AudioChunk, SynthesisRequest
+from tts_studio.engines.hibari_engine import HIBARI_INFO, HibariEngine
+from tts_studio.engines.registry import EngineSpec, default_registry
+
+
+@dataclass
+class Hooks:
+    wrong_text: str | None = None  # speak this instead of the request's text
+    wrong_when: str = ""  # ... only for requests containing this (empty: all)
+    gate_when: str | None = None  # wait on `release` for requests containing this
+    entered: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    spoken: list[str] = field(default_factory=list)  # every request's text, in order
+
+
+class HookedHibari(HibariEngine):
+    def __init__(self, hooks: Hooks) -> None:
+        super().__init__(1, None)
+        self.hooks = hooks
+
+    def stream(self, request: SynthesisRequest) -> Iterator[AudioChunk]:
+        hooks = self.hooks
+        hooks.spoken.append(request.text)
+        if hooks.gate_when is not None and hooks.gate_when in request.text:
+            hooks.entered.set()
+            assert hooks.release.wait(60)
+        if hooks.wrong_text is not None and hooks.wrong_when in request.text:
+            request = replace(request, text=hooks.wrong_text)
+        yield from super().stream(request)
+
+
+def hooked_registry(hooks: Hooks, engine_id: str = "hooked") -> dict[str, EngineSpec]:
+    registry = default_registry()
+    info = replace(HIBARI_INFO, id=engine_id, name="hibari with test hooks")
+    registry[engine_id] = EngineSpec(info, lambda settings: HookedHibari(hooks), requires=("hibari",))
+    return registry

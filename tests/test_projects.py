@@ -1,0 +1,306 @@
+"""Projects over the API on the embedded engine: a chaptered two-speaker script with a pause and a dictionary
+term renders to a verified m4b with chapter markers, captions and a timing sidecar; failing takes are
+redone then flagged; a restart resumes; cancel; edits re-render only what changed; bad input; dialogue."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import LiveServer, decode, hear, make_settings, start_server
+from tests.doubles import wait_for
+from tests.project_doubles import Hooks, hooked_registry
+from tests.test_errors import assert_envelope
+
+SCRIPT = """# The Beginning
+The morning was quiet in the valley.
+Alice: Good morning, Bob. [pause 1.2s] Did you see the Zorblax?
+Bob: I saw it by the river.
+# The Middle
+The river ran past the old mill.
+Alice: The mill is older than the town.
+# The End
+Bob: That was a fine day.
+"""
+VOICES = {"Narrator": "alloy", "Alice": "nova", "Bob": "echo"}
+DICTIONARY = [{"term": "zorblax", "say": "yellow banana"}]
+
+
+def _create(url: str, **overrides: Any) -> dict[str, Any]:
+    body = {"name": "Three chapters", "script": SCRIPT, "voices": VOICES, "dictionary": DICTIONARY, **overrides}
+    response = httpx.post(f"{url}/v1/projects", json=body, timeout=30)
+    assert response.status_code == 201, response.text
+    project: dict[str, Any] = response.json()
+    return project
+
+
+def _render(url: str, project_id: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Start a render and follow its SSE progress to the end; returns the final project."""
+    response = httpx.post(f"{url}/v1/projects/{project_id}/render", json=body, timeout=30)
+    assert response.status_code == 202, response.text
+    statuses = []
+    with httpx.stream("GET", f"{url}/v1/projects/{project_id}/events", timeout=300) as events:
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                statuses.append(json.loads(line[6:])["status"])
+    assert statuses[-1] in ("done", "failed", "cancelled"), statuses
+    project: dict[str, Any] = httpx.get(f"{url}/v1/projects/{project_id}", timeout=30).json()
+    return project
+
+
+def _lines(project: dict[str, Any]) -> list[dict[str, Any]]:
+    return [line for chapter in project["chapters"] for line in chapter["lines"]]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    live = start_server(make_settings(tmp_path_factory.mktemp("projects")))
+    project = _create(live.url)
+    done = _render(live.url, project["id"])
+    yield live, done
+    live.stop()
+
+
+def _export(live: LiveServer, project_id: str, fmt: str, **params: str) -> httpx.Response:
+    response = httpx.get(f"{live.url}/v1/projects/{project_id}/export", params={"format": fmt, **params}, timeout=120)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_render_verifies_every_line(rendered: Any) -> None:
+    _, project = rendered
+    assert project["status"] == "done" and project["progress"]["done"] == project["progress"]["total"] == 7
+    assert [c["title"] for c in project["chapters"]] == ["The Beginning", "The Middle", "The End"]
+    assert {line["speaker"] for line in _lines(project)} == {"Narrator", "Alice", "Bob"}
+    for line in _lines(project):
+        assert line["status"] == "done" and not line["flagged"] and line["wer"] <= 0.25, line
+
+
+def test_m4b_chapters_match_titles_and_audio(rendered: Any) -> None:
+    live, project = rendered
+    data = _export(live, project["id"], "m4b").content
+    sidecar = _export(live, project["id"], "json").json()
+    with av.open(io.BytesIO(data)) as container:
+        chapters = container.chapters()
+        duration = container.duration / 1e6
+    assert [c["metadata"]["title"] for c in chapters] == ["The Beginning", "The Middle", "The End"]
+    starts = [float(c["start"] * c["time_base"]) for c in chapters]
+    first_cues = {}
+    for cue in sidecar["lines"]:
+        first_cues.setdefault(cue["id"].split("-")[0], cue["start"])
+    assert starts == pytest.approx([first_cues["c1"], first_cues["c2"], first_cues["c3"]], abs=0.002)
+    assert starts[0] == 0.0 and starts == sorted(starts)
+    assert duration == pytest.approx(sidecar["duration"], abs=0.2)
+
+
+def test_captions_are_in_order_and_cover_the_audio(rendered: Any) -> None:
+    live, project = rendered
+    duration = _export(live, project["id"], "json").json()["duration"]
+    for fmt, sep in (("srt", ","), ("vtt", ".")):
+        text = _export(live, project["id"], fmt).text
+        stamps = re.findall(
+            rf"(\d\d):(\d\d):(\d\d){re.escape(sep)}(\d\d\d) --> (\d\d):(\d\d):(\d\d){re.escape(sep)}(\d\d\d)", text
+        )
+        cues = [(int(a) * 3600 + int(b) * 60 + int(c) + int(d) / 1000, int(e) * 3600 + int(f) * 60 + int(g) + int(h) / 1000)
+                for a, b, c, d, e, f, g, h in stamps]  # fmt: skip
+        assert len(cues) == 7
+        assert all(start < end for start, end in cues)
+        assert all(cues[i][1] <= cues[i + 1][0] for i in range(len(cues) - 1))
+        assert cues[0][0] == 0.0 and duration - cues[-1][1] <= 2.0  # the last chapter's closing gap
+    assert text.startswith("WEBVTT") and "<v Alice>Good morning, Bob." in text
+
+
+def test_the_pause_is_silence_at_its_place(rendered: Any) -> None:
+    live, project = rendered
+    lines = {cue["id"]: cue for cue in _export(live, project["id"], "json").json()["lines"]}
+    before, after = lines["c1-l2"], lines["c1-l3"]
+    assert before["text"] == "Good morning, Bob." and after["text"] == "Did you see the Zorblax?"
+    assert after["start"] - before["end"] >= 1.2
+    samples, rate = decode(_export(live, project["id"], "wav", loudness="none").content, "wav")
+    gap = samples[int(before["end"] * rate) + rate // 20 : int(after["start"] * rate) - rate // 20]
+    assert len(gap) >= rate * 1.0 and np.abs(gap).max() < 1e-3 * 32768
+
+
+def test_whisper_hears_the_dictionary_replacement(rendered: Any, whisper: Any) -> None:
+    live, project = rendered
+    line = next(line for line in _lines(project) if line["id"] == "c1-l3")
+    assert "banana" in line["transcript"].lower()
+    audio = httpx.get(f"{live.url}/v1/projects/{project['id']}/lines/c1-l3/audio").content
+    samples, rate = decode(audio, "wav")
+    assert "banana" in hear(whisper, samples, rate)
+
+
+def test_loudness_presets(rendered: Any) -> None:
+    from tts_studio.projects.export import loudness
+
+    live, project = rendered
+    for preset, target in (("audiobook", -20.0), ("podcast", -16.0)):
+        samples, _ = decode(_export(live, project["id"], "flac", loudness=preset).content, "flac")
+        integrated, peak = loudness((samples / 32768.0).astype(np.float32))
+        assert integrated == pytest.approx(target, abs=1.0)
+        assert peak <= (-3.0 if preset == "audiobook" else -1.5) + 0.5
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "flac"])
+def test_audio_exports_decode(rendered: Any, fmt: str) -> None:
+    live, project = rendered
+    data = _export(live, project["id"], fmt, chapter="2").content
+    samples, rate = decode(data, fmt)
+    sidecar = _export(live, project["id"], "json", chapter="2").json()
+    assert len(samples) / rate == pytest.approx(sidecar["duration"], abs=0.15)
+    assert [line["id"] for line in sidecar["lines"]] == ["c2-l1", "c2-l2"]
+
+
+def test_wrong_words_are_regenerated_then_flagged(live_server: Callable[..., LiveServer]) -> None:
+    hooks = Hooks(wrong_text="Completely different words are spoken here.", wrong_when="river")
+    live = live_server(hooked_registry(hooks), project_max_tries=3)
+    project = _create(live.url, model="hooked")
+    done = _render(live.url, project["id"])
+    flagged = [line for line in _lines(done) if line["flagged"]]
+    assert {line["id"] for line in flagged} == {"c1-l4", "c2-l1"}  # the two lines with "river"
+    for line in flagged:
+        assert line["status"] == "flagged" and line["takes"] == 3 and line["wer"] > 0.25
+        assert "different" in line["transcript"].lower() and "Whisper heard" in line["note"]
+        assert sum("river" in text for text in hooks.spoken if line["text"][:10] in text) == 3
+    assert all(line["takes"] == 1 for line in _lines(done) if not line["flagged"])
+    approved = httpx.post(f"{live.url}/v1/projects/{project['id']}/lines/c1-l4/approve").json()
+    line = next(line for line in _lines(approved) if line["id"] == "c1-l4")
+    assert line["status"] == "approved" and not line["flagged"]
+
+
+def test_restart_resumes_without_redoing_finished_takes(tmp_path: Path) -> None:
+    first = Hooks(gate_when="older than the town")  # c2-l2: the fifth line
+    live = start_server(make_settings(tmp_path), hooked_registry(first))
+    try:
+        project = _create(live.url, model="hooked")
+        httpx.post(f"{live.url}/v1/projects/{project['id']}/render").raise_for_status()
+        assert first.entered.wait(120)
+        takes = tmp_path / "data" / "projects" / project["id"] / "takes"
+        wait_for(lambda: len(list(takes.glob("*.json"))) == 5, timeout=60)  # the five lines before it
+    finally:
+        stopping = threading.Thread(target=live.stop)
+        stopping.start()  # the stop cancels the job; the gated piece ends and nothing more is made
+        first.release.set()
+        stopping.join(60)
+    kept = len(list(takes.glob("*.json")))  # the gated line may have finished before the stop took effect
+    assert kept in (5, 6)
+    second = Hooks()
+    again = start_server(make_settings(tmp_path), hooked_registry(second))
+    try:
+        with httpx.stream("GET", f"{again.url}/v1/projects/{project['id']}/events", timeout=300) as events:
+            statuses = [json.loads(line[6:])["status"] for line in events.iter_lines() if line.startswith("data: ")]
+        assert statuses[-1] == "done"
+        done = httpx.get(f"{again.url}/v1/projects/{project['id']}").json()
+        assert all(line["status"] == "done" for line in _lines(done))
+        assert len(second.spoken) == 7 - kept  # only the lines without a take
+        assert not any("quiet in the valley" in text or "by the river" in text for text in second.spoken)
+    finally:
+        again.stop()
+
+
+def test_cancel_stops_the_render(live_server: Callable[..., LiveServer]) -> None:
+    hooks = Hooks(gate_when="ran past the old mill")  # c2-l1
+    live = live_server(hooked_registry(hooks))
+    project = _create(live.url, model="hooked")
+    httpx.post(f"{live.url}/v1/projects/{project['id']}/render").raise_for_status()
+    assert hooks.entered.wait(120)
+    cancelled = httpx.post(f"{live.url}/v1/projects/{project['id']}/cancel").json()
+    hooks.release.set()
+    assert cancelled["status"] == "cancelled"
+    with httpx.stream("GET", f"{live.url}/v1/projects/{project['id']}/events", timeout=60) as events:
+        last = [json.loads(line[6:]) for line in events.iter_lines() if line.startswith("data: ")][-1]
+    assert last["status"] == "cancelled" and last["progress"]["done"] < 7
+    assert not any("fine day" in text for text in hooks.spoken)  # nothing after the line it stopped in
+
+
+def test_editing_a_line_renders_only_that_line(live_server: Callable[..., LiveServer]) -> None:
+    hooks = Hooks()
+    live = live_server(hooked_registry(hooks))
+    project = _create(live.url, model="hooked")
+    _render(live.url, project["id"])
+    before = len(hooks.spoken)
+    edited = SCRIPT.replace("That was a fine day.", "That was a long day.")
+    httpx.patch(f"{live.url}/v1/projects/{project['id']}", json={"script": edited}).raise_for_status()
+    assert httpx.get(f"{live.url}/v1/projects/{project['id']}").json()["progress"]["done"] == 6
+    done = _render(live.url, project["id"])
+    assert hooks.spoken[before:] == ["That was a long day."]
+    assert done["progress"]["done"] == 7
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"script": ""}, 400, "script"),
+        ({"script": "# Only a title\n"}, 400, "script"),
+        ({"voices": {"Alice": "nobody-at-all"}}, 400, "voices.Alice"),
+        ({"model": "no-such-model"}, 404, "model"),
+        ({"script": "Wait. [pause 90s] Done."}, 400, "script"),
+        ({"name": ""}, 400, None),
+        ({"dictionary": [{"term": "", "say": "x"}]}, 400, None),
+    ],
+)
+def test_bad_projects_are_rejected(server: LiveServer, body: dict[str, Any], status: int, param: str | None) -> None:
+    request = {"name": "Bad", "script": SCRIPT, "voices": VOICES, **body}
+    response = httpx.post(f"{server.url}/v1/projects", json=request)
+    assert response.status_code == status, response.text
+    assert_envelope(response.json(), param=param)
+
+
+def test_export_before_render_and_unknown_ids(server: LiveServer) -> None:
+    project = _create(server.url)
+    base = f"{server.url}/v1/projects/{project['id']}"
+    response = httpx.get(f"{base}/export", params={"format": "m4b"})
+    assert response.status_code == 409
+    assert_envelope(response.json(), "not_rendered")
+    for params, param in (({"format": "aiff"}, "format"), ({"format": "srt", "chapter": "9"}, "chapter"),
+                          ({"format": "mp3", "loudness": "loud"}, "loudness")):  # fmt: skip
+        response = httpx.get(f"{base}/export", params=params)
+        assert response.status_code == 400
+        assert_envelope(response.json(), param=param)
+    for method, path in (("GET", "/v1/projects/proj_missing"), ("POST", "/v1/projects/proj_missing/render"),
+                         ("DELETE", "/v1/projects/../../etc"), ("POST", f"/v1/projects/{project['id']}/render")):  # fmt: skip
+        body = {"lines": ["c9-l9"]} if path.endswith("render") and "missing" not in path else None
+        response = httpx.request(method, f"{server.url}{path}", json=body)
+        assert response.status_code == 404, (method, path, response.text)
+        assert_envelope(response.json())
+    assert httpx.delete(base).json()["deleted"] is True
+    assert httpx.get(base).status_code == 404
+
+
+def test_dialogue_speaks_every_input_in_one_stream(server: LiveServer, whisper: Any) -> None:
+    inputs = [{"text": "Good morning, Alice.", "voice": "echo"}, {"text": "Good morning, Bob.", "voice": "nova"}]
+    response = httpx.post(f"{server.url}/v1/audio/dialogue", json={"inputs": inputs, "response_format": "wav"})
+    assert response.headers["content-type"] == "audio/wav"
+    samples, rate = decode(response.content, "wav")
+    heard = hear(whisper, samples, rate)
+    assert "alice" in heard and "bob" in heard
+
+
+def test_dialogue_errors_name_the_input(server: LiveServer) -> None:
+    body = {"inputs": [{"text": "Hello.", "voice": "alloy"}, {"text": "   ", "voice": "nova"}]}
+    response = httpx.post(f"{server.url}/v1/audio/dialogue", json=body)
+    assert response.status_code == 400
+    assert_envelope(response.json(), param="inputs[1].input")
+    response = httpx.post(f"{server.url}/v1/audio/dialogue", json={"inputs": []})
+    assert response.status_code == 400
+
+
+def test_global_dictionary_on_speech_is_opt_in(live_server: Callable[..., LiveServer], whisper: Any) -> None:
+    live = live_server()
+    httpx.put(f"{live.url}/v1/audio/dictionary", json={"dictionary": DICTIONARY}).raise_for_status()
+    assert httpx.get(f"{live.url}/v1/audio/dictionary").json()["dictionary"][0]["say"] == "yellow banana"
+    text = "I like the Zorblax."
+    for opt_in in (True, False):
+        body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "wav", "dictionary": opt_in}
+        samples, rate = decode(httpx.post(f"{live.url}/v1/audio/speech", json=body).content, "wav")
+        assert ("banana" in hear(whisper, samples, rate)) is opt_in
