@@ -180,3 +180,23 @@ def test_talk_tab_text_turn_with_an_upstream(browser: Any, llm: Any, tmp_path: P
     finally:
         context.close()
         live.stop()
+
+
+def test_projects_tab_create_render_export(page: Any, ui_server: LiveServer) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Projects").click()
+    page.locator("#project-name textarea, #project-name input").first.fill("Browser book")
+    page.locator("#project-create").click()
+    expect(page.locator("#project-cast textarea")).to_have_value(re.compile("Alice: alloy"), timeout=30_000)
+    page.locator("#project-render").click()
+    expect(page.locator("#project-status")).to_contain_text("done · 4/4 lines", timeout=120_000)
+    expect(page.locator("#project-lines")).to_contain_text("Did you sleep well?")
+    page.locator("#project-export").click()
+    link = page.locator("#project-file a[download], #project-file a").first
+    expect(link).to_be_attached(timeout=60_000)
+    href = link.get_attribute("href")
+    assert href and ".m4b" in href
+    download = page.request.get(href if href.startswith("http") else f"{ui_server.url}{href}")
+    assert download.status == 200 and download.body()[4:8] == b"ftyp"
+    shot(page, "projects")

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from tts_studio import __version__
 from tts_studio.config import exposed_without_key
 from tts_studio.services.container import Services
-from tts_studio.ui import connect, models_tab, speak, talk_tab, voices_tab
+from tts_studio.ui import connect, models_tab, projects_tab, speak, talk_tab, voices_tab
 from tts_studio.ui.context import Studio
 from tts_studio.ui.offline_page import OfflinePage
 
@@ -45,6 +45,8 @@ def build_ui(studio: Studio) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Speak", id="speak", elem_id="tab-speak") as speak_tab:
                 speaking = speak.build(studio)
+            with gr.Tab("Projects", id="projects", elem_id="tab-projects"):
+                projects_tab.build(studio)
             with gr.Tab("Talk", id="talk", elem_id="tab-talk"):
                 talk_tab.build(studio)
             with gr.Tab("Voices", id="voices", elem_id="tab-voices") as voices_page:
