@@ -21,11 +21,13 @@ from tts_studio.errors import StudioError
 from tts_studio.projects.dictionary import GlobalDictionary
 from tts_studio.projects.script import Line
 from tts_studio.projects.store import Project, ProjectStore, Take
-from tts_studio.projects.verify import failed, hear, trim
+from tts_studio.projects.verify import RATE, failed, hear_batch, trim
 from tts_studio.services.speech import SpeechOrder, SpeechService
 from tts_studio.services.transcription import Transcriber
 
 log = logging.getLogger(__name__)
+BATCH_SECONDS = 24.0  # takes checked in one Whisper call (its window is 30 s)
+AHEAD = 12  # lines synthesised ahead of the checks (synthesis is many times faster than Whisper)
 
 
 @dataclass
@@ -40,6 +42,10 @@ class Job:
     total: int = 0
     started: float = 0.0
     active: set[str] = field(default_factory=set)  # line ids being made or checked now
+    finished: bool = False
+    synthesis_seconds: float = 0.0  # busy time of each side (their sum above the wall time: they overlapped)
+    verification_seconds: float = 0.0
+    verification_calls: int = 0  # Whisper calls (several takes each when they queue up)
 
 
 @dataclass
@@ -86,7 +92,7 @@ class ProjectRenderer:
             project.line(line_id)  # 404 for an unknown line
         with self._changed:
             job = self._jobs.get(project_id)
-            if job is None:
+            if job is None or job.finished or job.cancel.is_set():
                 job = Job(project_id)
                 self._jobs[project_id] = job
                 self._queue.append(job)
@@ -150,15 +156,28 @@ class ProjectRenderer:
                 log.exception("project %s failed", job.project_id)
                 status, error = "failed", "Rendering failed; see the server log."
             with self._changed:
-                self._jobs.pop(job.project_id, None)
-                self._bump()
+                job.finished = True  # a submit from now on starts a new job
             if self._stopping.is_set():
                 return  # interrupted by shutdown: stays "rendering", resumed at the next start
-            try:
-                if not (status == "cancelled" and self.store.get(job.project_id).data["status"] == "cancelled"):
-                    self.store.update(job.project_id, status=status, error=error)
-            except StudioError:
-                pass  # deleted meanwhile
+            self._record(job, status, error)
+            with self._changed:  # only now: whoever wakes up reads the final status
+                if self._jobs.get(job.project_id) is job:
+                    del self._jobs[job.project_id]
+                self._bump()
+
+    def _record(self, job: Job, status: str, error: str | None) -> None:
+        stats = {"wall_seconds": round(time.monotonic() - job.started, 2) if job.started else 0.0,
+                 "synthesis_seconds": round(job.synthesis_seconds, 2),
+                 "verification_seconds": round(job.verification_seconds, 2),
+                 "verification_calls": job.verification_calls,
+                 "lines_rendered": job.done - job.done_at_start}  # fmt: skip
+        try:
+            if status == "cancelled" and self.store.get(job.project_id).data["status"] == "cancelled":
+                self.store.update(job.project_id, last_render=stats)
+            else:
+                self.store.update(job.project_id, status=status, error=error, last_render=stats)
+        except StudioError:
+            pass  # deleted meanwhile
 
     # -- one project ------------------------------------------------------------------------------------
     def work_list(self, project: Project, force: set[str] | None = None) -> tuple[list[_Work], int]:
@@ -186,7 +205,7 @@ class ProjectRenderer:
         with self._changed:
             self._bump()
         pending: deque[_Work] = deque(todo)
-        checked: queue.Queue[_Work | None] = queue.Queue(maxsize=2)  # synthesis runs at most 2 lines ahead
+        checked: queue.Queue[_Work | None] = queue.Queue(maxsize=AHEAD)
         retry: deque[_Work] = deque()
         settled = threading.Condition()  # the verifier took a decision (kept a take or asked for a retry)
         verifier = threading.Thread(target=self._verify_loop, args=(project, job, checked, retry, settled),
@@ -203,7 +222,9 @@ class ProjectRenderer:
                 with self._changed:
                     job.active.add(work.line.id)
                     self._bump()
+                began = time.monotonic()
                 work.samples = self._synthesize(project, work, job)
+                job.synthesis_seconds += time.monotonic() - began
                 if work.samples is None:
                     break
                 checked.put(work)
@@ -231,42 +252,67 @@ class ProjectRenderer:
 
     def _verify_loop(self, project: Project, job: Job, checked: queue.Queue[_Work | None], retry: deque[_Work],
                      settled: threading.Condition) -> None:  # fmt: skip
-        """Check takes until the None that ends the job (cancelled: skip them, but keep draining)."""
-        while True:
-            work = checked.get()
+        """Check takes until the None that ends the job (cancelled: skip them, but keep draining). Takes
+        waiting together are checked together, up to one Whisper window (it pads every call to 30 s)."""
+        ended = False
+        while not ended:
+            batch: list[_Work] = []
+            item = checked.get()
+            while item is not None:
+                batch.append(item)
+                if sum(len(w.samples) for w in batch if w.samples is not None) >= BATCH_SECONDS * RATE:
+                    break
+                try:
+                    item = checked.get_nowait()
+                except queue.Empty:
+                    break
+            ended = item is None
             try:
-                if work is None:
-                    return
-                if job.cancel.is_set():
-                    continue
-                take = self._check(project, work)
-                if take is None:
-                    work.attempt += 1
-                    retry.append(work)
-                    continue
-                project.save_take(take)
-                with self._changed:
-                    job.done += 1
-                    job.active.discard(work.line.id)
-                    self._bump()
+                if batch and not job.cancel.is_set():
+                    began = time.monotonic()
+                    takes = self._check(batch)
+                    job.verification_seconds += time.monotonic() - began
+                    job.verification_calls += 1
+                    self._settle(project, job, batch, takes, retry)
             finally:
                 with settled:
-                    checked.task_done()
+                    for _ in range(len(batch) + (1 if ended else 0)):
+                        checked.task_done()
                     settled.notify_all()
 
-    def _check(self, project: Project, work: _Work) -> Take | None:
-        """The take to keep, or None to try again with a new seed."""
-        assert work.samples is not None
-        tries = work.attempt + 1
-        language = work.language
-        if not language.startswith("en"):
-            samples, _ = trim(work.samples, [])
-            note = f"Not verified: Whisper tiny.en checks English only (voice language '{language}')."
-            return Take(work.key, samples, "", None, tries, False, [], note=note)
-        heard = hear(self.transcriber, work.samples, work.spoken)
-        bad = failed(work.spoken, heard.wer, self.settings.project_wer_threshold)
-        if bad and tries < self.settings.project_max_tries:
-            return None
-        samples, words = trim(work.samples, heard.words)
-        note = f"Whisper heard '{heard.transcript}' after {tries} tries." if bad else ""
-        return Take(work.key, samples, heard.transcript, round(heard.wer, 4), tries, bad, words, note)
+    def _settle(self, project: Project, job: Job, batch: list[_Work], takes: list[Take | None],
+                retry: deque[_Work]) -> None:  # fmt: skip
+        for work, take in zip(batch, takes, strict=True):
+            if take is None:
+                work.attempt += 1
+                retry.append(work)
+                continue
+            project.save_take(take)
+            with self._changed:
+                job.done += 1
+                job.active.discard(work.line.id)
+                self._bump()
+
+    def _check(self, batch: list[_Work]) -> list[Take | None]:
+        """For each take: the take to keep, or None to try again with a new seed."""
+        english = [w for w in batch if w.language.startswith("en")]
+        results = hear_batch(self.transcriber, [(w.samples, w.spoken) for w in english if w.samples is not None])
+        heard = {id(w): result for w, result in zip(english, results, strict=True)}
+        takes: list[Take | None] = []
+        for work in batch:
+            assert work.samples is not None
+            tries = work.attempt + 1
+            if id(work) not in heard:
+                samples, _ = trim(work.samples, [])
+                note = f"Not verified: Whisper tiny.en checks English only (voice language '{work.language}')."
+                takes.append(Take(work.key, samples, "", None, tries, False, [], note=note))
+                continue
+            result = heard[id(work)]
+            bad = failed(work.spoken, result.wer, self.settings.project_wer_threshold)
+            if bad and tries < self.settings.project_max_tries:
+                takes.append(None)
+                continue
+            samples, words = trim(work.samples, result.words)
+            note = f"Whisper heard '{result.transcript}' after {tries} tries." if bad else ""
+            takes.append(Take(work.key, samples, result.transcript, round(result.wer, 4), tries, bad, words, note))
+        return takes

@@ -97,12 +97,16 @@ class ProjectService:
             chapters.append({"title": chapter.title, "lines": lines})
         total = len(keys)
         progress: dict[str, Any] = {"done": done, "total": total, "eta_seconds": None}
+        if job is not None:
+            progress.update(synthesis_seconds=round(job.synthesis_seconds, 2),
+                            verification_seconds=round(job.verification_seconds, 2))  # fmt: skip
         if job is not None and job.started and job.done > job.done_at_start:
             per_line = (time.monotonic() - job.started) / (job.done - job.done_at_start)
             progress["eta_seconds"] = round(per_line * (job.total - job.done), 1)
         view = {key: project.data[key] for key in ("id", "object", "name", "model", "voices", "status", "error",
                                                     "created_at", "updated_at")}  # fmt: skip
-        view.update(progress=progress, speakers=speakers(project.chapters), warnings=warnings)
+        view.update(progress=progress, speakers=speakers(project.chapters), warnings=warnings,
+                    last_render=project.data.get("last_render"))  # fmt: skip
         if full:
             view.update(script=project.data["script"], dictionary=project.data.get("dictionary", []),
                         chapters=chapters)  # fmt: skip

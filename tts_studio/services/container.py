@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -43,7 +44,9 @@ class Services:
 def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Services:
     """Cheap: nothing loads here (engines load on first use, Whisper on first transcript)."""
     manager = ModelManager(engines, settings)
-    transcriber = Transcriber()
+    # Half the cores: Whisper then runs beside an engine (project verification) without a thread barrier
+    # stalling on a busy core; on 2 cores one thread was faster even alone (bench/projects_bench.py).
+    transcriber = Transcriber(threads=max(1, (os.cpu_count() or 2) // 2))
     engine_voices = {voice for spec in engines.values() for voice in spec.info.voices}
     library = VoiceLibrary(
         settings.data_dir / "voices",
