@@ -111,8 +111,9 @@ def test_captions_are_in_order_and_cover_the_audio(rendered: Any) -> None:
         stamps = re.findall(
             rf"(\d\d):(\d\d):(\d\d){re.escape(sep)}(\d\d\d) --> (\d\d):(\d\d):(\d\d){re.escape(sep)}(\d\d\d)", text
         )
-        cues = [(int(a) * 3600 + int(b) * 60 + int(c) + int(d) / 1000, int(e) * 3600 + int(f) * 60 + int(g) + int(h) / 1000)
-                for a, b, c, d, e, f, g, h in stamps]  # fmt: skip
+        seconds = [int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000 for stamp in stamps
+                   for h, m, s, ms in (stamp[:4], stamp[4:])]  # fmt: skip
+        cues = list(zip(seconds[::2], seconds[1::2], strict=True))
         assert len(cues) == 7
         assert all(start < end for start, end in cues)
         assert all(cues[i][1] <= cues[i + 1][0] for i in range(len(cues) - 1))
@@ -267,8 +268,9 @@ def test_export_before_render_and_unknown_ids(server: LiveServer) -> None:
         response = httpx.get(f"{base}/export", params=params)
         assert response.status_code == 400
         assert_envelope(response.json(), param=param)
-    for method, path in (("GET", "/v1/projects/proj_missing"), ("POST", "/v1/projects/proj_missing/render"),
-                         ("DELETE", "/v1/projects/../../etc"), ("POST", f"/v1/projects/{project['id']}/render")):  # fmt: skip
+    missing = (("GET", "/v1/projects/proj_missing"), ("POST", "/v1/projects/proj_missing/render"),
+               ("DELETE", "/v1/projects/../../etc"), ("POST", f"/v1/projects/{project['id']}/render"))  # fmt: skip
+    for method, path in missing:
         body = {"lines": ["c9-l9"]} if path.endswith("render") and "missing" not in path else None
         response = httpx.request(method, f"{server.url}{path}", json=body)
         assert response.status_code == 404, (method, path, response.text)

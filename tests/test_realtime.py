@@ -181,8 +181,9 @@ def test_beta_protocol_clients_get_beta_event_names(server: LiveServer) -> None:
     with ws_connect(url, additional_headers={"OpenAI-Beta": "realtime=v1"}) as ws:
         created = json.loads(ws.recv())
         assert created["type"] == "session.created" and created["session"]["output_audio_format"] == "pcm16"
-        ws.send(json.dumps({"type": "session.update", "session": {"modalities": ["text", "audio"], "voice": "echo",
-                            "input_audio_format": "pcm16", "output_audio_format": "pcm16", "turn_detection": None}}))  # fmt: skip
+        session = {"modalities": ["text", "audio"], "voice": "echo", "input_audio_format": "pcm16",
+                   "output_audio_format": "pcm16", "turn_detection": None}  # fmt: skip
+        ws.send(json.dumps({"type": "session.update", "session": session}))
         assert json.loads(ws.recv())["session"]["voice"] == "echo"
         ws.send(json.dumps({"type": "conversation.item.create", "item": _user_text("Hello from an older client.")}))
         assert json.loads(ws.recv())["type"] == "conversation.item.created"

@@ -70,6 +70,9 @@ def split_long(sentence: str, max_chars: int) -> list[str]:
     for clause in _CLAUSE_END.split(sentence):
         while len(clause) > max_chars:
             cut = clause.rfind(" ", 0, max_chars)
+            opened = clause.rfind("[", 0, cut)
+            if opened > 0 and clause.rfind("]", 0, cut) < opened:  # never inside an [engine tag]
+                cut = opened
             cut = cut if cut > 0 else max_chars
             parts.append(clause[:cut].strip())
             clause = clause[cut:].strip()

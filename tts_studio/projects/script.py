@@ -6,8 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from tts_studio.text import split_long, split_sentences
+
 NARRATOR = "Narrator"
 MAX_PAUSE_SECONDS = 30.0
+MAX_LINE_CHARS = 1000  # a longer paragraph becomes several lines (takes stay short enough to check)
 _PAUSE = re.compile(r"\[pause\s+(\d+(?:\.\d+)?)\s*(ms|s)\]", re.I)
 _TAG = re.compile(r"\[([a-z][a-z _-]{0,30})\]", re.I)
 _SPEAKER = re.compile(r"^([A-Z][\w .'-]{0,39}?):\s+(.+)$")
@@ -89,9 +92,18 @@ def _add_spoken(chapter: Chapter, speaker: str, text: str) -> None:
 
 
 def _add_text(chapter: Chapter, speaker: str, text: str) -> None:
+    """One line, or several of whole sentences when it is longer than MAX_LINE_CHARS (a paragraph)."""
     text = " ".join(text.split())
-    if strip_tags(text).strip(" .,;:!?-—"):
-        chapter.lines.append(Line("", speaker, text))
+    if not strip_tags(text).strip(" .,;:!?-—"):
+        return
+    pieces: list[str] = []
+    for sentence in split_sentences(text) if len(text) > MAX_LINE_CHARS else [text]:
+        for part in split_long(sentence, MAX_LINE_CHARS):
+            if pieces and len(pieces[-1]) + 1 + len(part) <= MAX_LINE_CHARS:
+                pieces[-1] = f"{pieces[-1]} {part}"
+            else:
+                pieces.append(part)
+    chapter.lines.extend(Line("", speaker, piece) for piece in pieces)
 
 
 def tags_in(text: str) -> list[str]:
