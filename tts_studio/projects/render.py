@@ -21,12 +21,12 @@ from tts_studio.errors import StudioError
 from tts_studio.projects.dictionary import GlobalDictionary
 from tts_studio.projects.script import Line
 from tts_studio.projects.store import Project, ProjectStore, Take
-from tts_studio.projects.verify import RATE, failed, hear_batch, trim
+from tts_studio.projects.verify import batch_seconds, failed, hear_batch, trim
 from tts_studio.services.speech import SpeechOrder, SpeechService
 from tts_studio.services.transcription import Transcriber
 
 log = logging.getLogger(__name__)
-BATCH_SECONDS = 24.0  # takes checked in one Whisper call (its window is 30 s)
+BATCH_SECONDS = 28.0  # takes (and the silences between them) checked in one Whisper call: its window is 30 s
 AHEAD = 12  # lines synthesised ahead of the checks (synthesis is many times faster than Whisper)
 
 
@@ -254,19 +254,28 @@ class ProjectRenderer:
                      settled: threading.Condition) -> None:  # fmt: skip
         """Check takes until the None that ends the job (cancelled: skip them, but keep draining). Takes
         waiting together are checked together, up to one Whisper window (it pads every call to 30 s)."""
-        ended = False
+        ended, carry = False, None
         while not ended:
             batch: list[_Work] = []
-            item = checked.get()
-            while item is not None:
+            item: _Work | None
+            while True:
+                if carry is not None:
+                    item, carry = carry, None
+                elif not batch:
+                    item = checked.get()
+                else:
+                    try:
+                        item = checked.get_nowait()
+                    except queue.Empty:
+                        break
+                if item is None:
+                    ended = True
+                    break
+                lengths = [len(w.samples) for w in [*batch, item] if w.samples is not None]
+                if batch and batch_seconds(lengths) > BATCH_SECONDS:
+                    carry = item  # it opens the next batch: one call stays within one Whisper window
+                    break
                 batch.append(item)
-                if sum(len(w.samples) for w in batch if w.samples is not None) >= BATCH_SECONDS * RATE:
-                    break
-                try:
-                    item = checked.get_nowait()
-                except queue.Empty:
-                    break
-            ended = item is None
             try:
                 if batch and not job.cancel.is_set():
                     began = time.monotonic()

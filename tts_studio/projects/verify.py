@@ -47,6 +47,11 @@ class Heard:
 GAP_SECONDS = 0.6  # silence between takes checked in one call
 
 
+def batch_seconds(lengths: list[int]) -> float:
+    """Seconds of audio `hear_batch` sends for takes of these sample counts (silences included)."""
+    return (sum(lengths) + len(lengths) * int(GAP_SECONDS * RATE)) / RATE
+
+
 def hear(transcriber: Transcriber, samples: np.ndarray, text: str) -> Heard:
     return hear_batch(transcriber, [(samples, text)])[0]
 
