@@ -39,8 +39,8 @@ class HookedHibari(HibariEngine):
         yield from super().stream(request)
 
 
-def hooked_registry(hooks: Hooks, engine_id: str = "hooked") -> dict[str, EngineSpec]:
+def hooked_registry(hooks: Hooks, engine_id: str = "hooked", tags: tuple[str, ...] = ()) -> dict[str, EngineSpec]:
     registry = default_registry()
-    info = replace(HIBARI_INFO, id=engine_id, name="hibari with test hooks")
+    info = replace(HIBARI_INFO, id=engine_id, name="hibari with test hooks", tags=tags)
     registry[engine_id] = EngineSpec(info, lambda settings: HookedHibari(hooks), requires=("hibari",))
     return registry

@@ -224,6 +224,16 @@ def test_cancel_stops_the_render(live_server: Callable[..., LiveServer]) -> None
     assert not any("fine day" in text for text in hooks.spoken)  # nothing after the line it stopped in
 
 
+def test_engine_tags_reach_engines_that_speak_them(live_server: Callable[..., LiveServer]) -> None:
+    hooks = Hooks()
+    live = live_server(hooked_registry(hooks, tags=("laugh",)))
+    script = "# One\nBob: That was funny [laugh] indeed [sigh] friend.\n"
+    project = _create(live.url, model="hooked", script=script, dictionary=[])
+    assert project["warnings"] == ["c1-l1: [sigh] is not supported by hooked and is removed."]
+    _render(live.url, project["id"])
+    assert hooks.spoken == ["That was funny [laugh] indeed friend."]
+
+
 def test_editing_a_line_renders_only_that_line(live_server: Callable[..., LiveServer]) -> None:
     hooks = Hooks()
     live = live_server(hooked_registry(hooks))

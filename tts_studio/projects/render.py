@@ -19,7 +19,7 @@ from tts_studio.config import Settings
 from tts_studio.engines.scheduler import Priority
 from tts_studio.errors import StudioError
 from tts_studio.projects.dictionary import GlobalDictionary
-from tts_studio.projects.script import Line
+from tts_studio.projects.script import Line, strip_tags
 from tts_studio.projects.store import Project, ProjectStore, Take
 from tts_studio.projects.verify import batch_seconds, failed, hear_batch, trim
 from tts_studio.services.speech import SpeechOrder, SpeechService
@@ -305,7 +305,8 @@ class ProjectRenderer:
     def _check(self, batch: list[_Work]) -> list[Take | None]:
         """For each take: the take to keep, or None to try again with a new seed."""
         english = [w for w in batch if w.language.startswith("en")]
-        results = hear_batch(self.transcriber, [(w.samples, w.spoken) for w in english if w.samples is not None])
+        expected = {id(w): strip_tags(w.spoken) for w in batch}  # a tag is a sound, not words to hear
+        results = hear_batch(self.transcriber, [(w.samples, expected[id(w)]) for w in english if w.samples is not None])
         heard = {id(w): result for w, result in zip(english, results, strict=True)}
         takes: list[Take | None] = []
         for work in batch:
@@ -317,7 +318,7 @@ class ProjectRenderer:
                 takes.append(Take(work.key, samples, "", None, tries, False, [], note=note))
                 continue
             result = heard[id(work)]
-            bad = failed(work.spoken, result.wer, self.settings.project_wer_threshold)
+            bad = failed(expected[id(work)], result.wer, self.settings.project_wer_threshold)
             if bad and tries < self.settings.project_max_tries:
                 takes.append(None)
                 continue
