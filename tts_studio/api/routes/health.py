@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 
 from tts_studio import __version__
@@ -17,7 +18,8 @@ router = APIRouter()
 @router.get("/healthz", include_in_schema=False)  # the Chatterbox-server spelling
 async def health(request: Request, manager: ManagerDep, voices: VoicesDep, chat: ChatDep) -> dict[str, Any]:
     if chat.configured:
-        await chat.models()  # refreshes reachability (cached briefly)
+        with anyio.move_on_after(1.0):  # refreshes reachability (cached briefly); never holds up a probe
+            await chat.models()
     return {
         "status": "ok",
         "version": __version__,
