@@ -110,6 +110,7 @@ def test_chat_model_without_upstream_is_404(client: openai.OpenAI) -> None:
         ({"audio": {"voice": "alloy", "format": "aiff"}}, "audio.format"),
         ({"modalities": ["video"]}, "modalities"),
         ({"input": ""}, "input"),
+        ({"input": "word " * 1000}, "input"),
         ({"previous_response_id": "resp_1"}, "previous_response_id"),
     ],
 )  # fmt: skip

@@ -123,7 +123,10 @@ class RealtimeSession:
             event = _beta_event(event)
         async with self._send_lock:
             if not self.closed and event:
-                await self._send_raw(event)
+                try:
+                    await self._send_raw(event)
+                except Exception:  # the socket went away mid-send: the receive loop ends the session
+                    self.closed = True
 
     async def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None) -> None:
         error = {"type": "invalid_request_error", "code": code, "message": message, "param": param,

@@ -112,7 +112,8 @@ def _response(rid: str, body: ResponsesBody, status: str, content: list[dict[str
 class _Turn:
     """What one request asks for: the text source, whether it is spoken, and how."""
 
-    def __init__(self, body: ResponsesBody, speech: SpeechService, chat: ChatUpstream, talk_model: str) -> None:
+    def __init__(self, body: ResponsesBody, speech: SpeechService, chat: ChatUpstream, talk_model: str,
+                 limit: int) -> None:  # fmt: skip
         _check_supported(body)
         turns = _turns(body)
         self.body = body
@@ -133,6 +134,9 @@ class _Turn:
             self.source: AsyncIterator[str] = fixed_text(text)
             if not text.strip():
                 raise InvalidRequest("'input' has no text to speak.", param="input", code="empty_string")
+            if len(text) > limit:
+                raise InvalidRequest(f"'input' is {len(text)} characters long; the limit is {limit}.",
+                                     param="input", code="string_above_max_length")  # fmt: skip
         else:
             self.order = SpeechOrder(model=talk_model, input="", voice=voice)
             self.source = chat.reply(llm_messages(body.instructions, turns), body.model, body.max_output_tokens)
@@ -151,7 +155,7 @@ def _content(transcript: str, audio: bytes | None) -> list[dict[str, Any]]:
 @router.post("/responses", openapi_extra=json_body(ResponsesBody), response_model=None)
 async def create_response(request: Request, speech: SpeechDep, chat: ChatDep, settings: SettingsDep) -> Response:
     body = await read_json(request, ResponsesBody, settings.max_body_bytes)
-    turn = _Turn(body, speech, chat, settings.talk_model)
+    turn = _Turn(body, speech, chat, settings.talk_model, settings.max_input_chars)
     rid = f"resp_{uuid.uuid4().hex}"
     if not turn.spoken:
         text = "".join([delta async for delta in turn.source])
