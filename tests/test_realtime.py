@@ -193,3 +193,21 @@ def test_beta_protocol_clients_get_beta_event_names(server: LiveServer) -> None:
             types.append(json.loads(ws.recv())["type"])
     assert {"response.audio.delta", "response.audio_transcript.delta", "response.audio.done"} <= set(types)
     assert not any(t.startswith("response.output_audio") for t in types)
+
+
+@pytest.mark.slow
+def test_text_only_session_streams_the_llm_text(chat_server: LiveServer, llm: Upstream) -> None:
+    import httpx
+
+    client = chat_server.client(max_retries=0)
+    with client.realtime.connect(model="gpt-realtime") as conn:
+        conn.session.update(session={"type": "realtime", "output_modalities": ["text"], "max_output_tokens": 8})  # type: ignore[arg-type]
+        conn.conversation.item.create(item=_user_text("Hello there."))  # type: ignore[arg-type]
+        conn.response.create()
+        events = _until(iter(conn), "response.done")
+    assert not any(e.type.startswith("response.output_audio") for e in events)
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    body = {"model": "tiny-llm/chat", "messages": [{"role": "user", "content": "Hello there."}], "max_tokens": 8}
+    expected = httpx.post(f"{llm.url}/chat/completions", json=body, timeout=60).json()["choices"][0]["message"]
+    assert text == expected["content"] and events[-1].response.status == "completed"
+    assert next(e for e in events if e.type == "response.output_text.done").text == text

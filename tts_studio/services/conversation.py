@@ -58,8 +58,11 @@ class SpokenReply:
         source: AsyncIterator[str],
         fmt: str = "pcm",
         sample_rate: int | None = None,
+        spoken: bool = True,
     ) -> None:
         self.feed = TextFeed()
+        self.spoken = spoken  # False: text only (Transcript items as the source writes), nothing synthesised
+        self._written: list[str] = []
         self.progress = Progress()
         self._speech, self._slots, self._order = speech, slots, order
         self._source, self._fmt, self._rate = source, fmt, sample_rate
@@ -83,6 +86,11 @@ class SpokenReply:
                 await self._source.aclose()  # type: ignore[attr-defined]
 
     async def events(self) -> AsyncIterator[Transcript | Audio]:
+        if not self.spoken:
+            async for delta in self._source:
+                self._written.append(delta)
+                yield Transcript(delta)
+            return
         plan = await anyio.to_thread.run_sync(self._speech.plan_feed, self._order, self.feed)
         self._slots.take()
         self._slot_held = True
@@ -115,10 +123,14 @@ class SpokenReply:
 
     @property
     def spoken_text(self) -> str:
-        return " ".join(self.feed.taken)
+        """The reply so far: the chunks handed to the engine (text only: what the source wrote)."""
+        return " ".join(self.feed.taken) if self.spoken else "".join(self._written)
 
     async def aclose(self) -> None:
         """Stop the text source and the synthesis (within one piece); free the lease and the slot."""
+        if not self.spoken:
+            with contextlib.suppress(Exception):
+                await self._source.aclose()  # type: ignore[attr-defined]
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -41,6 +41,8 @@ _BETA_NAMES = {
     "response.output_audio.done": "response.audio.done",
     "response.output_audio_transcript.delta": "response.audio_transcript.delta",
     "response.output_audio_transcript.done": "response.audio_transcript.done",
+    "response.output_text.delta": "response.text.delta",
+    "response.output_text.done": "response.text.done",
     "conversation.item.added": "conversation.item.created",
 }
 
@@ -278,15 +280,18 @@ class RealtimeSession:
         voice = voice if isinstance(voice, str) and voice else self.session["audio"]["output"]["voice"]
         order = SpeechOrder(model=self._speech_model(), input="", voice=voice,
                             speed=self.session["audio"]["output"]["speed"])  # fmt: skip
+        modalities = options.get("output_modalities", options.get("modalities", self.session["output_modalities"]))
+        spoken = not isinstance(modalities, list) or "audio" in modalities
         reply = SpokenReply(self.services.speech, self.services.speech_slots, order,
-                            self._source(str(instructions or ""), max_tokens), "pcm")  # fmt: skip
+                            self._source(str(instructions or ""), max_tokens), "pcm", spoken=spoken)  # fmt: skip
         active = _Reply(new_id("resp"), reply)
         self.active = active
         active.task = asyncio.create_task(self._run(active))
 
     def _response(self, active: _Reply, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
         return {"id": active.id, "object": "realtime.response", "status": status, "output": output,
-                "output_modalities": ["audio"], "conversation_id": None, "metadata": None,
+                "output_modalities": ["audio" if active.reply.spoken else "text"], "conversation_id": None,
+                "metadata": None,
                 "audio": {"output": {"format": {"type": "audio/pcm", "rate": RATE},
                                      "voice": self.session["audio"]["output"]["voice"]}}}  # fmt: skip
 
@@ -307,7 +312,12 @@ class RealtimeSession:
                     await self.send({"type": "response.output_audio.delta", **ids,
                                      "delta": base64.b64encode(piece.data).decode("ascii")})  # fmt: skip
                 else:
-                    await self.send({"type": "response.output_audio_transcript.delta", **ids, "delta": piece.text})
+                    kind = (
+                        "response.output_audio_transcript.delta"
+                        if active.reply.spoken
+                        else "response.output_text.delta"
+                    )
+                    await self.send({"type": kind, **ids, "delta": piece.text})
         except asyncio.CancelledError:
             status = "cancelled"
         except StudioError as exc:
@@ -327,15 +337,18 @@ class RealtimeSession:
         text = active.reply.spoken_text
         if failure is not None:
             await self.error(failure.message, failure.code or "server_error", failure.param)
-        if status == "completed":
+        spoken = active.reply.spoken
+        if status == "completed" and spoken:
             await self.send({"type": "response.output_audio.done", **ids})
             await self.send({"type": "response.output_audio_transcript.done", **ids, "transcript": text})
-        item = {**item, "status": "completed" if status == "completed" else "incomplete",
-                "content": [{"type": "output_audio", "transcript": text}]}  # fmt: skip
+        elif status == "completed":
+            await self.send({"type": "response.output_text.done", **ids, "text": text})
+        part = {"type": "output_audio", "transcript": text} if spoken else {"type": "output_text", "text": text}
+        item = {**item, "status": "completed" if status == "completed" else "incomplete", "content": [part]}
         await self.send({"type": "response.output_item.done", "response_id": active.id, "output_index": 0,
                          "item": item})  # fmt: skip
         if text:
-            self.items.append(Item(item["id"], "assistant", text, "output_audio"))
+            self.items.append(Item(item["id"], "assistant", text, part["type"]))
         self.active = None
         await self.send({"type": "response.done", "response": self._response(active, status, [item])})
 
