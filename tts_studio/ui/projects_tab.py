@@ -115,7 +115,8 @@ def build(studio: Studio) -> None:
         eta = f" · about {progress['eta_seconds']:.0f} s left" if progress["eta_seconds"] is not None else ""
         error = f" · ⚠ {view['error']}" if view["error"] else ""
         warnings = "".join(f"\n- {w}" for w in view["warnings"])
-        text = f"**{view['status']}** · {progress['done']}/{progress['total']} lines{eta}{error}{warnings}"
+        bar = f"<progress value='{progress['done']}' max='{max(1, progress['total'])}'></progress>\n\n"
+        text = f"{bar}**{view['status']}** · {progress['done']}/{progress['total']} lines{eta}{error}{warnings}"
         active = view["status"] in ("queued", "rendering")
         return (_cast_text(view["voices"], view["speakers"]), view["model"], _dictionary_text(view["dictionary"]),
                 text, rows, gr.update(choices=flagged + others), gr.Timer(active=active))  # fmt: skip
