@@ -140,3 +140,12 @@ def test_chat_requires_the_key(llm: Upstream, live_server: Callable[..., LiveSer
         max_tokens=2,  # type: ignore[arg-type]
     )
     assert ok.choices[0].message.content is not None
+
+
+def test_upstream_422_is_a_400_with_its_message(chat_server: LiveServer) -> None:
+    # transformers serve refuses keys it does not know with 422 {"detail": ...}; OpenAI clients expect a 400
+    body = {"model": MODEL_ID, "messages": MESSAGES, "bogus_key": 1}
+    response = httpx.post(f"{chat_server.url}/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 400, response.text
+    error = assert_envelope(response.json(), "upstream_error")
+    assert "bogus_key" in error["message"]

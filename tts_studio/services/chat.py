@@ -45,7 +45,7 @@ class UpstreamError(StudioError):
     def __init__(self, status: int, body: bytes) -> None:
         message, type_, param, code = _upstream_error(status, body)
         super().__init__(message, param=param, code=code)
-        self.status = status
+        self.status = 400 if status == 422 else status  # clients of the OpenAI contract never see a 422
         self.type = type_
 
 
