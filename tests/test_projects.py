@@ -231,7 +231,8 @@ def test_engine_tags_reach_engines_that_speak_them(live_server: Callable[..., Li
     project = _create(live.url, model="hooked", script=script, dictionary=[])
     assert project["warnings"] == ["c1-l1: [sigh] is not supported by hooked and is removed."]
     _render(live.url, project["id"])
-    assert hooks.spoken == ["That was funny [laugh] indeed friend."]
+    # hibari reads the tag aloud (a tag engine would laugh), so Whisper may ask for a retry: every try has it
+    assert hooks.spoken and set(hooks.spoken) == {"That was funny [laugh] indeed friend."}
 
 
 def test_editing_a_line_renders_only_that_line(live_server: Callable[..., LiveServer]) -> None:
