@@ -180,18 +180,22 @@ class ProjectRenderer:
             pass  # deleted meanwhile
 
     # -- one project ------------------------------------------------------------------------------------
-    def work_list(self, project: Project, force: set[str] | None = None) -> tuple[list[_Work], int]:
-        """(lines still to render, lines in all)."""
+    def spoken_lines(self, project: Project) -> list[tuple[Line, str, str]]:
+        """(line, the text the engine is asked to say, its take key) for every line as the project stands:
+        dictionaries applied, tags the engine cannot speak removed."""
         engine_id, _ = self.speech.resolve_model(project.data["model"])
         keep = self.speech.manager.info(engine_id).tags
         global_entries = self.dictionary.entries()
-        todo, lines = [], project.lines()
-        for line in lines:
-            spoken = project.spoken(line, global_entries, keep)
-            key = project.take_key(line, spoken)
+        spoken = [(line, project.spoken(line, global_entries, keep)) for line in project.lines()]
+        return [(line, text, project.take_key(line, text)) for line, text in spoken]
+
+    def work_list(self, project: Project, force: set[str] | None = None) -> tuple[list[_Work], int]:
+        """(lines still to render, lines in all)."""
+        todo, lines = [], self.spoken_lines(project)
+        for line, spoken, key in lines:
             if line.id in (force or set()):
                 project.drop_take(key)
-            elif (project.folder / "takes" / f"{key}.json").exists():
+            elif project.meta_path(key).exists():
                 continue
             todo.append(_Work(line, spoken, key, project.voice_for(line.speaker)))
         return todo, len(lines)

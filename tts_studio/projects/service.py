@@ -3,7 +3,6 @@ export). Validation happens here, before anything is written."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -63,10 +62,7 @@ class ProjectService:
     # -- what clients see --------------------------------------------------------------------------------
     def keys(self, project: Project) -> dict[str, str]:
         """Line id -> take key as the project stands (dictionaries and tags applied)."""
-        engine_id, _ = self.speech.resolve_model(project.data["model"])
-        keep = self.speech.manager.info(engine_id).tags
-        entries = self.dictionary.entries()
-        return {line.id: project.take_key(line, project.spoken(line, entries, keep)) for line in project.lines()}
+        return {line.id: key for line, _, key in self.renderer.spoken_lines(project)}
 
     def view(self, project: Project, full: bool = True) -> dict[str, Any]:
         job = self.renderer.job(project.id)
@@ -77,7 +73,7 @@ class ProjectService:
         for chapter in project.chapters:
             lines = []
             for line in chapter.lines:
-                meta = self._meta(project, keys[line.id])
+                meta = project.take_meta(keys[line.id])
                 status = "pending"
                 if meta is not None:
                     done += 1
@@ -111,14 +107,6 @@ class ProjectService:
             view.update(script=project.data["script"], dictionary=project.data.get("dictionary", []),
                         chapters=chapters)  # fmt: skip
         return view
-
-    @staticmethod
-    def _meta(project: Project, key: str) -> dict[str, Any] | None:
-        try:
-            meta: dict[str, Any] = json.loads((project.folder / "takes" / f"{key}.json").read_text("utf-8"))
-        except (OSError, ValueError):
-            return None
-        return meta
 
     # -- actions -------------------------------------------------------------------------------------------
     def approve(self, project_id: str, line_id: str) -> Project:

@@ -111,10 +111,21 @@ class Project:
     def take_path(self, key: str) -> Path:
         return self.folder / "takes" / f"{key}.wav"
 
-    def load_take(self, key: str) -> Take | None:
-        meta_path = self.folder / "takes" / f"{key}.json"
+    def meta_path(self, key: str) -> Path:
+        """The take's metadata; its presence marks the take as finished (it is written last)."""
+        return self.folder / "takes" / f"{key}.json"
+
+    def take_meta(self, key: str) -> dict[str, Any] | None:
+        """The finished take's metadata (transcript, WER, tries, flags) without its audio, or None."""
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta: dict[str, Any] = json.loads(self.meta_path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return meta
+
+    def load_take(self, key: str) -> Take | None:
+        try:
+            meta = json.loads(self.meta_path(key).read_text(encoding="utf-8"))
             samples = _read_wav(self.take_path(key))
         except (OSError, ValueError, EOFError, wave.Error):
             return None
@@ -124,10 +135,10 @@ class Project:
     def save_take(self, take: Take) -> None:
         """Audio first, then its metadata: a take counts only once both are on disk."""
         atomic_write_bytes(self.take_path(take.key), wav_bytes(take.samples))
-        atomic_write_json(self.folder / "takes" / f"{take.key}.json", take.meta())
+        atomic_write_json(self.meta_path(take.key), take.meta())
 
     def drop_take(self, key: str) -> None:
-        (self.folder / "takes" / f"{key}.json").unlink(missing_ok=True)
+        self.meta_path(key).unlink(missing_ok=True)
         self.take_path(key).unlink(missing_ok=True)
 
 

@@ -20,13 +20,14 @@ async def health(request: Request, manager: ManagerDep, voices: VoicesDep, chat:
     if chat.configured:
         with anyio.move_on_after(1.0):  # refreshes reachability (cached briefly); never holds up a probe
             await chat.models()
+    engines, voice_count = await anyio.to_thread.run_sync(lambda: (manager.status(), len(voices.entries())))
     return {
         "status": "ok",
         "version": __version__,
         "uptime_seconds": round(time.monotonic() - request.app.state.started, 1),
-        "engines": manager.status(),
+        "engines": engines,  # (both read the disk: off the event loop, as when the route was sync)
         "active_requests": request.app.state.speech_slots.active,
-        "voices": len(voices.entries()),
+        "voices": voice_count,
         "transcriber": {"model": "whisper-tiny.en", "loaded": request.app.state.transcriber.loaded},
         "auth": request.app.state.settings.api_key is not None,
         "chat_upstream": chat.health(),

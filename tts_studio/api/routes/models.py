@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter
 
 from tts_studio.api.deps import ChatDep, SettingsDep, SpeechDep
@@ -44,7 +45,7 @@ def _chat_entry(model_id: str) -> dict[str, Any]:
 @router.get("/models")
 async def list_models(speech: SpeechDep, chat: ChatDep) -> dict[str, Any]:
     """The TTS models, then the chat upstream's models (cached briefly; none while it is down)."""
-    entries = model_entries(speech)
+    entries = await anyio.to_thread.run_sync(model_entries, speech)  # installed checks probe the disk
     ours = {entry["id"] for entry in entries}
     entries += [_chat_entry(model_id) for model_id in await chat.models() if model_id not in ours]
     return {"object": "list", "data": entries}
@@ -52,7 +53,7 @@ async def list_models(speech: SpeechDep, chat: ChatDep) -> dict[str, Any]:
 
 @router.get("/models/{model_id:path}")
 async def get_model(model_id: str, speech: SpeechDep, settings: SettingsDep, chat: ChatDep) -> dict[str, Any]:
-    for entry in model_entries(speech):
+    for entry in await anyio.to_thread.run_sync(model_entries, speech):
         if entry["id"] == model_id:
             return entry
     if model_id in await chat.models():
