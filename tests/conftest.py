@@ -88,7 +88,7 @@ def start_server(settings: Settings, registry: Mapping[str, EngineSpec] | None =
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # a loaded CI machine (an LLM server beside it) can be slow
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:

@@ -96,7 +96,8 @@ def test_stalled_upstream_is_504(llm: Upstream, live_server: Callable[..., LiveS
     try:
         for stream in (False, True):
             with pytest.raises(openai.APIStatusError) as info:
-                client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, stream=stream)  # type: ignore[arg-type]
+                # (max_tokens: the resumed upstream still answers these, and must be idle again soon)
+                client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, stream=stream, max_tokens=2)  # type: ignore[arg-type]
             assert info.value.status_code == 504
     finally:
         llm.resume()
@@ -106,7 +107,9 @@ def test_client_disconnect_cancels_the_upstream_request(llm: Upstream, live_serv
     tap = TcpTap(llm.port)
     try:
         live = live_server(chat_upstream=tap.url())
-        body = {"model": MODEL_ID, "messages": MESSAGES, "stream": True, "max_tokens": 3000}
+        # long enough to be mid-stream when the client leaves, short enough that the upstream (which goes on
+        # generating for a client that left) is idle again before the next tests
+        body = {"model": MODEL_ID, "messages": MESSAGES, "stream": True, "max_tokens": 300}
         with (
             httpx.Client(timeout=60) as http,
             http.stream("POST", f"{live.url}/v1/chat/completions", json=body) as response,
@@ -120,7 +123,7 @@ def test_client_disconnect_cancels_the_upstream_request(llm: Upstream, live_serv
         for _ in range(20):
             with (
                 httpx.Client(timeout=60) as http,
-                http.stream("POST", f"{live.url}/v1/chat/completions", json={**body, "max_tokens": 40}) as response,
+                http.stream("POST", f"{live.url}/v1/chat/completions", json={**body, "max_tokens": 20}) as response,
             ):
                 next(response.iter_raw())
         answer = live.client(max_retries=0).chat.completions.create(model=MODEL_ID, messages=MESSAGES, max_tokens=4)  # type: ignore[arg-type]

@@ -106,9 +106,9 @@ def test_audio_in_is_transcribed(server: LiveServer, whisper: Any) -> None:
 def test_cancel_mid_reply_stops_the_audio(chat_server: LiveServer) -> None:
     client = chat_server.client(max_retries=0)
     with client.realtime.connect(model="gpt-realtime") as conn:
-        conn.session.update(session=SESSION)  # type: ignore[arg-type]
+        conn.session.update(session={**SESSION, "max_output_tokens": 300})  # type: ignore[arg-type]
         conn.conversation.item.create(item=_user_text("Tell me a long story."))  # type: ignore[arg-type]
-        conn.response.create()  # no token limit: the upstream writes for a long time
+        conn.response.create()  # 300 tokens: minutes of speech, so the cancel lands mid-reply
         before = _until(iter(conn), "response.output_audio.delta")
         conn.response.cancel()
         after = _until(iter(conn), "response.done")
