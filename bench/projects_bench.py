@@ -28,7 +28,7 @@ from tts_studio.engines.registry import default_registry
 from tts_studio.engines.scheduler import Priority
 from tts_studio.projects.render import BATCH_SECONDS
 from tts_studio.projects.verify import batch_seconds, hear, hear_batch
-from tts_studio.services.container import build_services
+from tts_studio.studio import build_services
 from tts_studio.services.speech import SpeechOrder
 
 NAMES = ["Anna", "Tom", "Maria", "Peter", "Lucy", "James", "Sarah", "David"]

@@ -93,3 +93,13 @@ def test_nothing_written_ends_empty() -> None:
     feed = TextFeed()
     feed.end()
     assert list(feed) == []
+
+
+def test_only_the_first_chunk_of_a_reply_is_cut_short() -> None:
+    feed = TextFeed(max_chars=300, first_chars=60)
+    second = "Then the travellers walked for many hours across the quiet valley until the evening came."
+    feed.write("Hello there. " + second + " ")
+    feed.end()
+    chunks = list(feed)
+    assert chunks[0] == "Hello there."
+    assert second in chunks  # a later sentence longer than first_chars stays whole (prosody)

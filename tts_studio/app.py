@@ -30,7 +30,7 @@ from tts_studio.api.routes import (
 from tts_studio.config import Settings
 from tts_studio.engines.registry import EngineSpec, default_registry
 from tts_studio.offline import disable_telemetry
-from tts_studio.services.container import build_services
+from tts_studio.studio import build_services
 
 
 def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSpec] | None = None) -> FastAPI:

@@ -28,11 +28,11 @@ from tts_studio.audio.decode import decode_audio
 from tts_studio.audio.encode import FORMATS
 from tts_studio.config import Settings
 from tts_studio.errors import StudioError
-from tts_studio.services.container import Services
 from tts_studio.services.library import atomic_write_bytes
 from tts_studio.services.pipeline import Progress
 from tts_studio.services.speech import SpeechOrder
 from tts_studio.services.transcription import UPLOAD_LIMITS
+from tts_studio.studio import Services
 
 
 def build_mcp(services: Services) -> MCPServer:

@@ -25,8 +25,8 @@ from tts_studio import __version__
 from tts_studio.audio.decode import DecodedAudio
 from tts_studio.audio.dsp import OUTPUT_RATE
 from tts_studio.errors import InvalidRequest, StudioError
-from tts_studio.services.container import Services
 from tts_studio.services.speech import SpeechOrder
+from tts_studio.studio import Services
 from tts_studio.text import split_sentences
 
 log = logging.getLogger(__name__)

@@ -1,63 +1,106 @@
-"""Drive a blocking byte iterator from the event loop, one `next()` per worker-thread hop."""
+"""Streamed responses that always clean up, the one SSE writer, and a watch for clients that hang up.
+
+Starlette may cancel a response before its body generator starts (the client left while the handler ran),
+so a generator's own `finally` is not enough: `ClosingStreamingResponse` runs its `on_close` exactly once
+however the response ends, and ends a response whose client reads nothing for `stall_seconds`."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
+from sse_starlette import ServerSentEvent
+from starlette.requests import Request
 from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-_END = object()
+from tts_studio.services.job import SpeechJob
 
-
-def _next(iterator: Iterator[bytes]) -> object:
-    return next(iterator, _END)
-
-
-async def first_item(iterator: Iterator[bytes]) -> bytes:
-    """The first non-empty item, computed before the response starts so errors keep their status."""
-    while True:
-        item = await anyio.to_thread.run_sync(_next, iterator)
-        if item is _END:
-            return b""
-        assert isinstance(item, bytes)
-        if item:
-            return item
+T = TypeVar("T")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def _drain(first: bytes, iterator: Iterator[bytes]) -> AsyncIterator[bytes]:
+def sse_frame(payload: dict[str, Any], event: str | None = None) -> bytes:
+    """One SSE frame (the one writer): optional `event:` line, compact JSON `data:`, blank line."""
+    data = json.dumps(payload, separators=(",", ":"))
+    return ServerSentEvent(data=data, event=event, sep="\n").encode()
+
+
+async def job_bytes(job: SpeechJob, first: bytes) -> AsyncIterator[bytes]:
+    """`first`, then the rest of the job's bytes."""
     if first:
         yield first
-    while True:
-        # Not cancellable mid-call: a disconnect waits for this chunk, then the response closes.
-        item = await anyio.to_thread.run_sync(_next, iterator)
-        if item is _END:
-            return
-        assert isinstance(item, bytes)
-        if item:
-            yield item
+    while (data := await job.anext()) is not None:
+        yield data
 
 
 class ClosingStreamingResponse(StreamingResponse):
-    """Streams `first` then the rest of `iterator`; `on_close` runs exactly once however it ends
-    (finished, failed, client gone, or never started), on a worker thread: closing a speech stream
-    waits for its current piece, which must not block the event loop."""
+    """Streams `content`; `on_close` runs exactly once however it ends (finished, failed, client gone, never
+    started), shielded from cancellation. A client that takes nothing for `stall_seconds` is let go."""
 
-    def __init__(self, first: bytes, iterator: Iterator[bytes], on_close: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(_drain(first, iterator), **kwargs)
-        self._on_close = on_close
-        self._closed = threading.Lock()
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        on_close: Callable[[], Awaitable[None]],
+        stall_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(content, **kwargs)
+        self._content = content
+        self._on_close: Callable[[], Awaitable[None]] | None = on_close
+        self._stall = stall_seconds
 
-    def close(self) -> None:
-        if self._closed.acquire(blocking=False):
-            self._on_close()
+    async def close(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await on_close()
+                finally:
+                    aclose = getattr(self._content, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stall = self._stall
+
+        async def send_or_give_up(message: Message) -> None:
+            if stall is None:
+                await send(message)
+                return
+            with anyio.fail_after(stall):  # a client that never reads must not hold its slot forever
+                await send(message)
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_or_give_up)
+        except TimeoutError:
+            return  # the client stopped reading: the connection is dropped, everything is freed below
         finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.close)
+            await self.close()
+
+
+def job_response(job: SpeechJob, content: AsyncIterator[bytes], **kwargs: Any) -> ClosingStreamingResponse:
+    """A streamed response over `job`'s output that closes the job however it ends."""
+    return ClosingStreamingResponse(content, job.aclose, job.speech.settings.client_stall_seconds, **kwargs)
+
+
+async def until_disconnected(request: Request, cancel: Callable[[], None], work: Awaitable[T]) -> T:
+    """Run `work` (the handler's own wait on a job), calling `cancel` when the client hangs up meanwhile
+    (the request body must already be read). A job's driver then ends within one engine piece."""
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            continue
+        cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await work
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher

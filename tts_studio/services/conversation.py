@@ -7,19 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from tts_studio.services.admission import RequestSlots
+from tts_studio.services.job import SpeechJob, SpeechJobs
 from tts_studio.services.pipeline import Progress
-from tts_studio.services.speech import SpeechOrder, SpeechService
+from tts_studio.services.speech import SpeechOrder
 from tts_studio.services.text_feed import TextFeed
 
 log = logging.getLogger(__name__)
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -46,14 +45,14 @@ def llm_messages(instructions: str | None, turns: list[tuple[str, str]]) -> list
 
 
 class SpokenReply:
-    """Speaks `source` as it arrives; iterate `events()` for Transcript and Audio items, then `aclose()`.
+    """Speaks `source` as it arrives, as one speech job; iterate `events()` for Transcript and Audio items,
+    then `aclose()` (always: it frees the job's slot and lease and stops the source).
 
     Errors before any audio (unknown voice, engine unavailable, upstream down) propagate from `events()`."""
 
     def __init__(
         self,
-        speech: SpeechService,
-        slots: RequestSlots,
+        jobs: SpeechJobs,
         order: SpeechOrder,
         source: AsyncIterator[str],
         fmt: str = "pcm",
@@ -63,13 +62,15 @@ class SpokenReply:
         self.feed = TextFeed()
         self.spoken = spoken  # False: text only (Transcript items as the source writes), nothing synthesised
         self._written: list[str] = []
-        self.progress = Progress()
-        self._speech, self._slots, self._order = speech, slots, order
+        self._jobs, self._order = jobs, order
         self._source, self._fmt, self._rate = source, fmt, sample_rate
-        self._audio: Generator[bytes, None, None] | None = None
+        self.job: SpeechJob | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._slot_held = False
-        self._pcm_carry = b""
+        self._cancelled = False
+
+    @property
+    def progress(self) -> Progress:
+        return self.job.progress if self.job is not None else Progress()
 
     async def _write(self) -> None:
         try:
@@ -82,64 +83,61 @@ class SpokenReply:
         except Exception as exc:  # upstream errors reach the reader (and so the caller) as themselves
             self.feed.fail(exc)
         finally:
-            with contextlib.suppress(Exception):
-                await self._source.aclose()  # type: ignore[attr-defined]
+            await _close_source(self._source)
 
-    async def events(self) -> AsyncIterator[Transcript | Audio]:
+    async def events(self) -> AsyncGenerator[Transcript | Audio, None]:
         if not self.spoken:
             async for delta in self._source:
+                if self._cancelled:
+                    return
                 self._written.append(delta)
                 yield Transcript(delta)
             return
-        plan = await anyio.to_thread.run_sync(self._speech.plan_feed, self._order, self.feed)
-        self._slots.take()
-        self._slot_held = True
+        if self._cancelled:
+            return
+        self.job = job = self._jobs.admit()  # 429 when the studio is full
+        plan = await anyio.to_thread.run_sync(job.plan_feed, self._order, self.feed)
+        job.start([plan], self._fmt, self._rate)
         self._writer = asyncio.create_task(self._write())
-        self._audio = self._speech.speak([plan], self._fmt, progress=self.progress, sample_rate=self._rate)
         told = 0
         while True:
-            item = await anyio.to_thread.run_sync(next, self._audio, _END)
+            data = await job.anext()
             taken = list(self.feed.taken)
             for text in taken[told:]:
                 yield Transcript(text if told == 0 else f" {text}")
                 told += 1
-            if item is _END:
-                break
-            assert isinstance(item, bytes)
-            data = self._even(item)
-            if data:
-                yield Audio(data)
-        if self._pcm_carry:
-            yield Audio(self._pcm_carry + b"\x00")
-
-    def _even(self, data: bytes) -> bytes:
-        """pcm16 deltas carry whole samples (an even byte count)."""
-        if self._fmt != "pcm":
-            return data
-        data = self._pcm_carry + data
-        cut = len(data) - len(data) % 2
-        self._pcm_carry = data[cut:]
-        return data[:cut]
+            if data is None:
+                return
+            yield Audio(data)
 
     @property
     def spoken_text(self) -> str:
         """The reply so far: the chunks handed to the engine (text only: what the source wrote)."""
         return " ".join(self.feed.taken) if self.spoken else "".join(self._written)
 
-    async def aclose(self) -> None:
-        """Stop the text source and the synthesis (within one piece); free the lease and the slot."""
-        if not self.spoken:
-            with contextlib.suppress(Exception):
-                await self._source.aclose()  # type: ignore[attr-defined]
-        if self._writer is not None and not self._writer.done():
+    def cancel(self) -> None:
+        """Stop at once (never blocks): the feed, the synthesis and the writer; `events()` ends."""
+        self._cancelled = True
+        self.feed.cancel()
+        if self.job is not None:
+            self.job.cancel()
+        if self._writer is not None:
             self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
-        self.feed.cancel()  # a synthesis thread waiting for text wakes up and stops
-        audio, self._audio = self._audio, None
-        if audio is not None:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(audio.close)
-        if self._slot_held:
-            self._slot_held = False
-            self._slots.give_back()
+
+    async def aclose(self) -> None:
+        """Stop the text source and the synthesis (within one piece); free the lease and the slot. Idempotent."""
+        with anyio.CancelScope(shield=True):
+            self.cancel()
+            if self._writer is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._writer
+            await _close_source(self._source)  # also when the writer was cancelled before it ever ran
+            if self.job is not None:
+                await self.job.aclose()
+
+
+async def _close_source(source: AsyncIterator[str]) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()

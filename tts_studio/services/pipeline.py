@@ -21,15 +21,20 @@ from tts_studio.audio.decode import DecodedAudio
 from tts_studio.audio.dsp import OUTPUT_RATE, stretch_stream
 from tts_studio.audio.encode import encode_stream
 from tts_studio.engines.base import AudioChunk, SynthesisRequest, VoiceReference
-from tts_studio.engines.manager import ModelManager
+from tts_studio.engines.manager import Lease, ModelManager
 from tts_studio.engines.scheduler import Priority
 from tts_studio.errors import StudioError
 from tts_studio.services.library import reference_wav
 from tts_studio.services.plan import SpeechPlan
+from tts_studio.services.text_feed import TextFeed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 QUEUE_DEPTH = 8  # audio pieces synthesised ahead of the encoder
+
+
+class JobCancelled(Exception):
+    """The job was cancelled (its caller left or asked to stop): the consumer's next step ends it."""
 
 
 class ClientStalled(StudioError):
@@ -74,17 +79,22 @@ def synthesize(
     manager: ModelManager, plan: SpeechPlan, priority: Priority, progress: Progress
 ) -> Generator[AudioChunk, None, None]:
     """Engine pieces for every chunk of `plan`. The inline reference is written before the lease is taken
-    (a failed write holds nothing); the lease is released and temp files removed on every path."""
+    (a failed write holds nothing); the lease is released and temp files removed on every path. A plan fed
+    by an LLM (a TextFeed) holds the engine only while text is ready: never while the LLM writes."""
     folder: Path | None = None
-    lease = None
+    lease: Lease | None = None
+    fed = isinstance(plan.chunks, TextFeed)
     started = time.perf_counter()
     try:
         reference = plan.voice.reference
         if plan.inline_audio is not None:
             assert plan.temp_root is not None
             folder, reference = _inline_reference(plan.inline_audio, plan.temp_root)
-        lease = manager.acquire(plan.engine_id, priority)
+        if not fed:
+            lease = manager.acquire(plan.engine_id, priority)
         for text in plan.chunks:
+            if lease is None:
+                lease = manager.acquire(plan.engine_id, priority)
             request = SynthesisRequest(
                 text=text, voice=plan.voice.name, speed=plan.native_speed, language=plan.language,
                 instructions=plan.instructions, params=plan.params, reference=reference,
@@ -102,6 +112,9 @@ def synthesize(
                 if close is not None:
                     close()
             progress.chunks_done += 1
+            if fed and isinstance(plan.chunks, TextFeed) and plan.chunks.ready == 0:
+                lease.release()  # the LLM is still writing: let others use the engine meanwhile
+                lease = None
     finally:
         if lease is not None:
             lease.release()
@@ -117,11 +130,15 @@ class Prefetched(Generic[T]):
     producer after its current item; a consumer that takes nothing for `stall_seconds` makes the producer
     give up (and let go of its engine)."""
 
-    def __init__(self, make: Callable[[], Iterator[T]], stall_seconds: float, name: str) -> None:
+    def __init__(
+        self, make: Callable[[], Iterator[T]], stall_seconds: float, name: str, stop: threading.Event | None = None
+    ) -> None:
         self._make = make
         self._stall = stall_seconds
         self._items: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
-        self._stop, self._finished = threading.Event(), threading.Event()
+        self._stop = threading.Event()  # close(): the producer stops
+        self._cancel = stop if stop is not None else threading.Event()  # set from any thread: both sides stop
+        self._finished = threading.Event()
         self._outcome: list[BaseException] = []
         self._done = False
         self._worker = threading.Thread(target=self._produce, name=name, daemon=True)
@@ -129,9 +146,9 @@ class Prefetched(Generic[T]):
 
     def _put(self, message: tuple[str, Any]) -> bool:
         deadline = time.monotonic() + self._stall
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._cancel.is_set():
             try:
-                self._items.put(message, timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                self._items.put(message, timeout=max(0.0, min(0.1, deadline - time.monotonic())))
             except queue.Full:
                 if time.monotonic() >= deadline:
                     self._outcome.append(ClientStalled(f"The client took nothing for {self._stall:.0f} s."))
@@ -163,8 +180,11 @@ class Prefetched(Generic[T]):
 
     def __next__(self) -> T:
         while not self._done:
+            if self._cancel.is_set():
+                self._done = True
+                raise JobCancelled("cancelled")
             try:
-                kind, value = self._items.get(timeout=1.0)
+                kind, value = self._items.get(timeout=0.05)
             except queue.Empty:
                 if self._finished.is_set() and self._items.empty():
                     self._done = True
@@ -199,9 +219,11 @@ def speak(
     progress: Progress | None = None,
     stall_seconds: float = 60.0,
     sample_rate: int | None = None,
+    stop: threading.Event | None = None,
 ) -> Generator[bytes, None, None]:
     """Encoded audio for `plans` spoken one after another (the UI's long texts are several plans),
-    bytes as soon as the encoder has them. Errors before the first byte propagate to the caller."""
+    bytes as soon as the encoder has them. Errors before the first byte propagate to the caller. Setting
+    `stop` (from any thread) ends synthesis within one piece and the consumer with JobCancelled."""
     progress = progress if progress is not None else Progress()
     progress.chunks_total = sum(plan.chunk_count for plan in plans)
     tempo = plans[0].tempo
@@ -210,7 +232,7 @@ def speak(
         for plan in plans:
             yield from synthesize(manager, plan, priority, progress)  # close() reaches the lease holder
 
-    chunks = Prefetched(lambda: stretch_stream(pieces(), tempo), stall_seconds, f"synth-{plans[0].engine_id}")
+    chunks = Prefetched(lambda: stretch_stream(pieces(), tempo), stall_seconds, f"synth-{plans[0].engine_id}", stop)
 
     def counted() -> Iterator[AudioChunk]:
         for chunk in chunks:

@@ -12,8 +12,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 
 from tts_studio.errors import InvalidRequest
-from tts_studio.services.pipeline import Progress
-from tts_studio.services.speech import SpeechOrder, SpeechService
+from tts_studio.services.job import SpeechJobs
+from tts_studio.services.speech import SpeechOrder
 from tts_studio.text import chunk_text
 
 
@@ -33,26 +33,27 @@ class Rendered:
     voice: str
 
 
-def render(speech: SpeechService, order: SpeechOrder, fmt: str) -> Generator[RenderProgress | Rendered, None, None]:
-    """Yield RenderProgress while loading and synthesising, then one Rendered."""
+def render(jobs: SpeechJobs, order: SpeechOrder, fmt: str) -> Generator[RenderProgress | Rendered, None, None]:
+    """Yield RenderProgress while loading and synthesising, then one Rendered. One admitted speech job (a 429
+    when the studio is full, like any API request); closing the generator frees it at once."""
+    speech = jobs.speech
     limit = speech.settings.max_input_chars
     parts = chunk_text(order.input, max_chars=limit, first_chars=limit)
     if not parts:
         raise InvalidRequest("There is nothing to speak.", param="input")
-    plans = [speech.plan(replace(order, input=part)) for part in parts]
-    engine_id = plans[0].engine_id
-    progress = Progress()
-    total = sum(plan.chunk_count for plan in plans)
-    yield RenderProgress(0, total, f"Loading {engine_id}…" if not speech.manager.is_loaded(engine_id) else "Starting…")
-    started = time.perf_counter()
-    audio, reported = bytearray(), 0
-    stream = speech.speak(plans, fmt, progress=progress)
-    try:
-        for data in stream:
+    with jobs.admit() as job:
+        plans = [speech.plan(replace(order, input=part)) for part in parts]
+        engine_id = plans[0].engine_id
+        total = sum(plan.chunk_count for plan in plans)
+        loading = not speech.manager.is_loaded(engine_id)
+        yield RenderProgress(0, total, f"Loading {engine_id}…" if loading else "Starting…")
+        started = time.perf_counter()
+        audio, reported = bytearray(), 0
+        job.start(plans, fmt)
+        for data in job:
             audio += data
-            if progress.chunks_done != reported:
-                reported = progress.chunks_done
+            if job.progress.chunks_done != reported:
+                reported = job.progress.chunks_done
                 yield RenderProgress(reported, total, f"Speaking part {reported} of {total}")
-    finally:
-        stream.close()
-    yield Rendered(bytes(audio), progress.audio_seconds, time.perf_counter() - started, engine_id, plans[0].voice.name)
+        seconds = job.progress.audio_seconds
+    yield Rendered(bytes(audio), seconds, time.perf_counter() - started, engine_id, plans[0].voice.name)

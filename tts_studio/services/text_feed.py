@@ -39,7 +39,7 @@ class TextFeed:
             self._pending += delta
             complete = self._complete_sentences()
             for sentence in complete:
-                self._ready.extend(chunk_text(sentence, self.max_chars, self.first_chars))
+                self._ready.extend(self._chunks(sentence))
             if complete or self._ready:
                 self._cond.notify_all()
 
@@ -60,11 +60,16 @@ class TextFeed:
         self._pending = rest + (" " if text[-1].isspace() else "")
         return complete
 
+    def _chunks(self, sentence: str) -> list[str]:
+        """Engine chunks of a finished sentence: only the reply's very first chunk is cut short."""
+        first = not self.taken and not self._ready
+        return chunk_text(sentence, self.max_chars, self.first_chars if first else self.max_chars)
+
     def end(self) -> None:
         """No more text: what is pending is spoken too."""
         with self._cond:
             if self._pending.strip():
-                self._ready.extend(chunk_text(self._pending, self.max_chars, self.first_chars))
+                self._ready.extend(self._chunks(self._pending))
             self._pending = ""
             self._ended = True
             self._cond.notify_all()

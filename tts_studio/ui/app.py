@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from tts_studio import __version__
 from tts_studio.config import exposed_without_key
-from tts_studio.services.container import Services
+from tts_studio.studio import Services
 from tts_studio.ui import connect, models_tab, projects_tab, speak, talk_tab, voices_tab
 from tts_studio.ui.context import Studio
 from tts_studio.ui.offline_page import OfflinePage

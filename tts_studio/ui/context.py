@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tts_studio.errors import StudioError
-from tts_studio.services.container import Services
+from tts_studio.studio import Services
 
 WHISPER = "whisper"  # transcript suggestions share one Gradio worker (engines are queued by the manager)
 

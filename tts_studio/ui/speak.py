@@ -90,7 +90,7 @@ def build(studio: Studio) -> dict[str, Any]:
         order = SpeechOrder(model=model_ or "tts-1", input=text_ or "", voice=voice_ or "alloy",
                             speed=float(speed_), instructions=instructions_ or None, extra=extra)  # fmt: skip
         try:
-            for step in render(studio.speech, order, fmt_):
+            for step in render(studio.jobs, order, fmt_):
                 if isinstance(step, RenderProgress):
                     progress(step.done / max(step.total, 1), desc=step.message)
                     continue

@@ -62,7 +62,7 @@ def build(studio: Studio) -> None:
             turns = [*_history_turns(history), ("user", said)]
             source = chat.reply(llm_messages(None, turns)) if chat.configured else fixed_text(said)
             order = SpeechOrder(model=studio.settings.talk_model, input="", voice=voice_ or "alloy")
-            reply = SpokenReply(studio.speech, studio.speech_slots, order, source, REPLY_FORMAT)
+            reply = SpokenReply(studio.jobs, order, source, REPLY_FORMAT)
             audio = bytearray()
             try:
                 async for item in reply.events():
@@ -72,7 +72,9 @@ def build(studio: Studio) -> None:
                 await reply.aclose()
             answer = reply.spoken_text
             seconds = reply.progress.audio_seconds
-            entry = studio.history.add(bytes(audio), REPLY_FORMAT, answer, voice_, studio.settings.talk_model, seconds)
+            entry = await anyio.to_thread.run_sync(  # an fsync'd write: never on the event loop
+                studio.history.add, bytes(audio), REPLY_FORMAT, answer, voice_, studio.settings.talk_model, seconds
+            )
             history += [{"role": "user", "content": said}, {"role": "assistant", "content": answer}]
             path = str(studio.history.path(entry.id))
             return history, "", None, path, f"{seconds:.1f} s of audio"

@@ -1,5 +1,5 @@
 """`/v1/realtime` WebSocket: the handshake (API key as OpenAI's SDKs send it), then JSON events to a
-RealtimeSession (services/realtime.py). The browser guard has already checked Origin and Host."""
+RealtimeSession (tts_studio/realtime.py). The browser guard has already checked Origin and Host."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from tts_studio.api.body import check_json
 from tts_studio.api.deps import key_accepted
-from tts_studio.services.realtime import RealtimeSession
+from tts_studio.errors import StudioError
+from tts_studio.realtime import RealtimeSession
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -58,8 +60,12 @@ async def realtime(websocket: WebSocket) -> None:
                 continue
             try:
                 event = json.loads(text)
-            except ValueError:
+                check_json(event)  # the HTTP body guard's limits (nesting, unpaired surrogates) apply here too
+            except (ValueError, RecursionError):
                 await session.error("The event is not valid JSON.", "invalid_json")
+                continue
+            except StudioError as exc:
+                await session.error(exc.message, exc.code or "invalid_json")
                 continue
             await session.handle(event)
     except WebSocketDisconnect:

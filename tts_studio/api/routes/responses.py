@@ -4,20 +4,22 @@ LLM's reply. JSON with base64 audio, or the Responses SSE event sequence with `s
 from __future__ import annotations
 
 import base64
-import json
+import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from functools import partial
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tts_studio.api.body import read_json
 from tts_studio.api.deps import ChatDep, SettingsDep, SpeechDep
 from tts_studio.api.openapi_bodies import json_body
+from tts_studio.api.streaming import SSE_HEADERS, ClosingStreamingResponse, sse_frame, until_disconnected
 from tts_studio.audio.encode import FORMATS
 from tts_studio.errors import InvalidRequest, ModelNotFound, StudioError
 from tts_studio.services.chat import ChatUpstream
@@ -155,35 +157,39 @@ def _content(transcript: str, audio: bytes | None) -> list[dict[str, Any]]:
 @router.post("/responses", openapi_extra=json_body(ResponsesBody), response_model=None)
 async def create_response(request: Request, speech: SpeechDep, chat: ChatDep, settings: SettingsDep) -> Response:
     body = await read_json(request, ResponsesBody, settings.max_body_bytes)
-    turn = _Turn(body, speech, chat, settings.talk_model, settings.max_input_chars)
+    turn = await anyio.to_thread.run_sync(_Turn, body, speech, chat, settings.talk_model, settings.max_input_chars)
     rid = f"resp_{uuid.uuid4().hex}"
-    if not turn.spoken:
-        text = "".join([delta async for delta in turn.source])
-        if body.stream:
-            return _text_stream(rid, body, text)
-        return JSONResponse(_response(rid, body, "completed", _content(text, None)))
-    reply = SpokenReply(speech, request.app.state.speech_slots, turn.order, turn.source, turn.format)
+    reply = SpokenReply(request.app.state.services.jobs, turn.order, turn.source, turn.format, spoken=turn.spoken)
     events = reply.events()
     try:
-        first = await anext(events)  # errors before any audio keep their status
+        first = await until_disconnected(request, reply.cancel, anext(events, None))  # errors keep their status
+        if not body.stream:
+            items = [first] if first is not None else []
+            if first is not None:
+                items += await until_disconnected(request, reply.cancel, _rest(events))
+            transcript = reply.spoken_text
+            audio = b"".join(item.data for item in items if isinstance(item, Audio)) if turn.spoken else None
+            return JSONResponse(_response(rid, body, "completed", _content(transcript, audio)))
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await reply.aclose()
+        await _close(reply, events)
         raise
-    if body.stream:
-        return StreamingResponse(_audio_events(rid, body, reply, first, events), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
-    try:
-        audio = bytearray()
-        item: Transcript | Audio | None = first
-        while item is not None:
-            if isinstance(item, Audio):
-                audio += item.data
-            item = await anext(events, None)
     finally:
-        with anyio.CancelScope(shield=True):
-            await reply.aclose()
-    return JSONResponse(_response(rid, body, "completed", _content(reply.spoken_text, bytes(audio))))
+        if not body.stream:
+            await _close(reply, events)
+    content = _events(rid, body, reply, first, events)
+    return ClosingStreamingResponse(content, partial(_close, reply, events), settings.client_stall_seconds,
+                                    media_type="text/event-stream", headers=SSE_HEADERS)  # fmt: skip
+
+
+async def _rest(events: AsyncIterator[Transcript | Audio]) -> list[Transcript | Audio]:
+    return [item async for item in events]
+
+
+async def _close(reply: SpokenReply, events: AsyncGenerator[Transcript | Audio, None]) -> None:
+    with anyio.CancelScope(shield=True):
+        await reply.aclose()
+        with contextlib.suppress(Exception):
+            await events.aclose()
 
 
 class _Sequence:
@@ -195,50 +201,40 @@ class _Sequence:
     def frame(self, event: dict[str, Any]) -> bytes:
         event["sequence_number"] = self.number
         self.number += 1
-        return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+        return sse_frame(event, event["type"])
 
 
-def _text_stream(rid: str, body: ResponsesBody, text: str) -> StreamingResponse:
-    seq = _Sequence()
-    ids = {"item_id": f"msg_{rid[5:]}", "output_index": 0, "content_index": 0}
-    frames = [
-        seq.frame({"type": "response.created", "response": _response(rid, body, "in_progress", [])}),
-        seq.frame({"type": "response.output_text.delta", **ids, "delta": text, "logprobs": []}),
-        seq.frame({"type": "response.output_text.done", **ids, "text": text, "logprobs": []}),
-        seq.frame({"type": "response.completed", "response": _response(rid, body, "completed", _content(text, None))}),
-    ]
-    return StreamingResponse(iter(frames), media_type="text/event-stream")
-
-
-async def _audio_events(
+async def _events(
     rid: str,
     body: ResponsesBody,
     reply: SpokenReply,
-    first: Transcript | Audio,
+    first: Transcript | Audio | None,
     events: AsyncIterator[Transcript | Audio],
 ) -> AsyncIterator[bytes]:
+    """The Responses SSE sequence: created, deltas as they come (audio and transcript, or text), done."""
     seq = _Sequence()
-    ids = {"response_id": rid, "item_id": f"msg_{rid[5:]}", "output_index": 0, "content_index": 0}
+    ids = {"item_id": f"msg_{rid[5:]}", "output_index": 0, "content_index": 0}
+    if reply.spoken:
+        ids = {"response_id": rid, **ids}
+    yield seq.frame({"type": "response.created", "response": _response(rid, body, "in_progress", [])})
+    item = first
     try:
-        yield seq.frame({"type": "response.created", "response": _response(rid, body, "in_progress", [])})
-        item: Transcript | Audio | None = first
-        try:
-            while item is not None:
-                if isinstance(item, Audio):
-                    yield seq.frame(
-                        {"type": "response.audio.delta", **ids, "delta": base64.b64encode(item.data).decode()}
-                    )
-                else:
-                    yield seq.frame({"type": "response.audio.transcript.delta", **ids, "delta": item.text})
-                item = await anext(events, None)
-        except StudioError as exc:
-            yield seq.frame({"type": "error", "code": exc.code, "message": exc.message, "param": exc.param})
-            return
-        text = reply.spoken_text
+        while item is not None:
+            if isinstance(item, Audio):
+                yield seq.frame({"type": "response.audio.delta", **ids, "delta": base64.b64encode(item.data).decode()})
+            elif reply.spoken:
+                yield seq.frame({"type": "response.audio.transcript.delta", **ids, "delta": item.text})
+            else:
+                yield seq.frame({"type": "response.output_text.delta", **ids, "delta": item.text, "logprobs": []})
+            item = await anext(events, None)
+    except StudioError as exc:
+        yield seq.frame({"type": "error", "code": exc.code, "message": exc.message, "param": exc.param})
+        return
+    text = reply.spoken_text
+    if reply.spoken:
         yield seq.frame({"type": "response.audio.done", **ids})
         yield seq.frame({"type": "response.audio.transcript.done", **ids, "transcript": text})
-        done = _response(rid, body, "completed", _content(text, None))
-        yield seq.frame({"type": "response.completed", "response": done})
-    finally:
-        with anyio.CancelScope(shield=True):
-            await reply.aclose()
+    else:
+        yield seq.frame({"type": "response.output_text.done", **ids, "text": text, "logprobs": []})
+    done = _response(rid, body, "completed", _content(text, None))
+    yield seq.frame({"type": "response.completed", "response": done})

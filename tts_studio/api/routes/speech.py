@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import base64
-import json
 import logging
-from collections.abc import Generator
-from typing import Any
+from collections.abc import AsyncIterator
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from tts_studio.api.body import read_json
-from tts_studio.api.deps import SettingsDep, SpeechDep
+from tts_studio.api.deps import SettingsDep
 from tts_studio.api.openapi_bodies import json_body
 from tts_studio.api.schemas import SpeechBody
-from tts_studio.api.streaming import ClosingStreamingResponse, first_item
+from tts_studio.api.streaming import SSE_HEADERS, job_bytes, job_response, sse_frame, until_disconnected
 from tts_studio.audio.encode import FORMATS
 from tts_studio.errors import StudioError, error_body
 from tts_studio.projects.dictionary import apply as apply_dictionary
-from tts_studio.services.admission import RequestSlots
-from tts_studio.services.pipeline import Progress
-from tts_studio.services.speech import SpeechOrder, SpeechPlan, SpeechService
+from tts_studio.services.job import SpeechJob, SpeechJobs
+from tts_studio.services.speech import SpeechOrder, SpeechPlan
 
 log = logging.getLogger(__name__)
 RESAMPLED_FORMATS = ("pcm", "wav")  # `sample_rate` applies to these (other codecs keep 24 kHz)
@@ -43,45 +39,30 @@ _OPENAPI_BODY = {
 }
 
 
-def _event(payload: dict[str, Any]) -> bytes:
-    """One SSE frame: `data: <compact json>` and a blank line."""
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
-
-
-def _sse_events(
-    audio: Generator[bytes, None, None], progress: Progress, input_tokens: int
-) -> Generator[bytes, None, None]:
-    """`speech.audio.delta` per encoded chunk, then `speech.audio.done` with usage.
-
-    A failure before the first event propagates (the response still gets an error status); after it,
-    the failure is sent as an `{"error": ...}` event, which the SDKs raise as APIError.
-    """
-    started = False
+async def _sse_events(job: SpeechJob, first: bytes, input_tokens: int) -> AsyncIterator[bytes]:
+    """`speech.audio.delta` per encoded chunk, then `speech.audio.done` with usage. A failure after the
+    first event is sent as an `{"error": ...}` event, which the SDKs raise as APIError."""
     try:
-        for data in audio:
-            started = True
-            yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
-    except Exception as exc:
-        if not started:
-            raise
-        if isinstance(exc, StudioError):
-            yield _event(exc.body())
-        else:
-            log.exception("speech stream failed")
-            yield _event(error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error"))
+        data: bytes | None = first
+        while data is not None:
+            yield sse_frame({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+            data = await job.anext()
+    except StudioError as exc:
+        yield sse_frame(exc.body())
         return
-    finally:
-        audio.close()
-    usage = {
-        "input_tokens": input_tokens,
-        "output_tokens": progress.output_tokens,
-        "total_tokens": input_tokens + progress.output_tokens,
-    }
-    yield _event({"type": "speech.audio.done", "usage": usage})
+    except Exception:
+        log.exception("speech stream failed")
+        yield sse_frame(error_body("Synthesis failed; see the server log.", "server_error", None, "internal_error"))
+        return
+    if job.cancelled:
+        return
+    output_tokens = job.progress.output_tokens
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+    yield sse_frame({"type": "speech.audio.done", "usage": usage})
 
 
 @router.post("/audio/speech", openapi_extra=_OPENAPI_BODY, response_class=StreamingResponse)
-async def create_speech(request: Request, speech: SpeechDep, settings: SettingsDep) -> StreamingResponse:
+async def create_speech(request: Request, settings: SettingsDep) -> StreamingResponse:
     body = await read_json(request, SpeechBody, settings.max_body_bytes)
     text = body.input
     if body.dictionary if body.dictionary is not None else settings.speech_dictionary:
@@ -96,42 +77,43 @@ async def create_speech(request: Request, speech: SpeechDep, settings: SettingsD
         voice_b64=body.voice_b64,
         voice_url=body.voice_url,
     )
-    plan = await anyio.to_thread.run_sync(speech.plan, order)  # may decode or fetch reference audio
     sse = body.stream_format == "sse" or (
         "stream_format" not in body.model_fields_set and "text/event-stream" in request.headers.get("accept", "")
     )  # the Chatterbox-server dialect asks for SSE with the Accept header
     rate = body.sample_rate if body.response_format in RESAMPLED_FORMATS else None
-    return await stream_speech(request, speech, [plan], body.response_format, sse=sse, sample_rate=rate)
+    job = jobs(request).admit()  # before anything with a cost: a voice_url fetch, a decode, a load
+    try:
+        plan = await until_disconnected(request, job.cancel, job.plan(order))
+    except BaseException:
+        await job.aclose()
+        raise
+    return await stream_job(request, job, [plan], body.response_format, sse=sse, sample_rate=rate)
+
+
+def jobs(request: Request) -> SpeechJobs:
+    jobs: SpeechJobs = request.app.state.services.jobs
+    return jobs
 
 
 async def stream_speech(
-    request: Request,
-    speech: SpeechService,
-    plans: list[SpeechPlan],
-    fmt: str,
-    *,
-    sse: bool = False,
-    sample_rate: int | None = None,
+    request: Request, plans: list[SpeechPlan], fmt: str, *, sse: bool = False, sample_rate: int | None = None
 ) -> StreamingResponse:
-    """Speak `plans` as one streamed response (raw audio or SSE events), holding one admission slot."""
-    slots: RequestSlots = request.app.state.speech_slots
-    slots.take()
-    progress = Progress()
-    audio = speech.speak(plans, fmt, progress=progress, sample_rate=sample_rate)
-    payload = _sse_events(audio, progress, sum(p.input_tokens for p in plans)) if sse else audio
+    """Speak `plans` as one streamed response (raw audio or SSE events), as one admitted job."""
+    return await stream_job(request, jobs(request).admit(), plans, fmt, sse=sse, sample_rate=sample_rate)
+
+
+async def stream_job(
+    request: Request, job: SpeechJob, plans: list[SpeechPlan], fmt: str, *, sse: bool, sample_rate: int | None
+) -> StreamingResponse:
+    """The response for an admitted `job`: the first bytes are made before it starts (errors keep their
+    status; a client gone meanwhile cancels the job), then the rest as it is made."""
     try:
-        first = await first_item(payload)  # loads the engine; errors here keep their status
+        job.start(plans, fmt, sample_rate)
+        first = await until_disconnected(request, job.cancel, job.first())
     except BaseException:
-        await anyio.to_thread.run_sync(payload.close)
-        slots.give_back()
+        await job.aclose()
         raise
-
-    def close() -> None:
-        payload.close()  # stops synthesis within one piece and releases the engine
-        slots.give_back()
-
     if sse:
-        media_type, headers = "text/event-stream", {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    else:
-        media_type, headers = FORMATS[fmt].mime, {}
-    return ClosingStreamingResponse(first, payload, close, media_type=media_type, headers=headers)
+        content = _sse_events(job, first, sum(p.input_tokens for p in plans))
+        return job_response(job, content, media_type="text/event-stream", headers=SSE_HEADERS)
+    return job_response(job, job_bytes(job, first), media_type=FORMATS[fmt].mime)

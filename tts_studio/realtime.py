@@ -19,14 +19,18 @@ import numpy as np
 
 from tts_studio.audio.decode import DecodedAudio
 from tts_studio.errors import StudioError
-from tts_studio.services.container import Services
 from tts_studio.services.conversation import Audio, SpokenReply, fixed_text, llm_messages
 from tts_studio.services.speech import SpeechOrder
+from tts_studio.studio import Services
 
 log = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 RATE = 24_000
 MAX_BUFFER_BYTES = RATE * 2 * 60 * 10  # ten minutes of pcm16 waiting for a commit
+MAX_ITEMS = 200  # conversation items kept (the oldest go first, as OpenAI truncates a long conversation)
+MAX_CONVERSATION_CHARS = 200_000  # text kept across all items
+SPEED_RANGE = (0.25, 4.0)
+CLOSE_WAIT_SECONDS = 10.0  # a response asked to stop ends within one engine piece; this is the backstop
 PCM_ONLY = "Only 24 kHz pcm16 audio ({'type': 'audio/pcm', 'rate': 24000}) is supported."
 
 
@@ -65,6 +69,13 @@ def _beta_event(event: dict[str, Any]) -> dict[str, Any]:
     if "session" in event:
         event["session"] = _beta_session(event["session"])
     return event
+
+
+def _speed(value: Any) -> float:
+    low, high = SPEED_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise EventError(f"'speed' must be a number from {low} to {high}.", param="session.audio.output.speed")
+    return float(value)  # NaN and infinities fail the range check above
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -120,15 +131,19 @@ class RealtimeSession:
         }  # fmt: skip
 
     async def send(self, event: dict[str, Any]) -> None:
+        """Send one event; a client that takes nothing for `client_stall_seconds` is treated as gone."""
         event.setdefault("event_id", new_id("event"))
         if self.beta:
             event = _beta_event(event)
         async with self._send_lock:
             if not self.closed and event:
                 try:
-                    await self._send_raw(event)
-                except Exception:  # the socket went away mid-send: the receive loop ends the session
+                    with anyio.fail_after(self.services.settings.client_stall_seconds):
+                        await self._send_raw(event)
+                except Exception:  # gone mid-send, or not reading: stop the response, free its job
                     self.closed = True
+                    if self.active is not None:
+                        self._stop(self.active)
 
     async def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None) -> None:
         error = {"type": "invalid_request_error", "code": code, "message": message, "param": param,
@@ -153,6 +168,9 @@ class RealtimeSession:
             await self.error(exc.message, exc.code, exc.param, event_id)
         except StudioError as exc:
             await self.error(exc.message, exc.code or "server_error", exc.param, event_id)
+        except Exception:  # a bug must cost one event, never the session
+            log.exception("realtime event %s failed", event.get("type") if isinstance(event, dict) else None)
+            await self.error("The event failed; see the server log.", "server_error", None, event_id)
 
     # -- session ---------------------------------------------------------------------------------
     async def _session_update(self, event: dict[str, Any]) -> None:
@@ -174,30 +192,41 @@ class RealtimeSession:
         if voice is not None:
             if not isinstance(voice, str) or not voice:
                 raise EventError("'voice' must be a voice name or id.", param="session.audio.output.voice")
-            self.services.speech.voices.resolve(voice, self._engine_info())  # an unknown voice fails now
-            self.session["audio"]["output"]["voice"] = voice
-        if isinstance(out.get("speed"), int | float):
-            self.session["audio"]["output"]["speed"] = float(out["speed"])
+            await anyio.to_thread.run_sync(self._check_voice, voice)  # an unknown voice fails now
+        speed = out.get("speed", update.get("speed"))
+        speed = _speed(speed) if speed is not None else None  # refused now, not at the next response
         for fmt in (out.get("format"), into.get("format")):
             if isinstance(fmt, dict) and (fmt.get("type") != "audio/pcm" or fmt.get("rate", RATE) != RATE):
                 raise EventError(PCM_ONLY, "unsupported_format", "session.audio.format")
         for key in ("output_audio_format", "input_audio_format"):  # the beta spelling
             if update.get(key, "pcm16") != "pcm16":
                 raise EventError(PCM_ONLY, "unsupported_format", f"session.{key}")
+        if voice is not None:
+            self.session["audio"]["output"]["voice"] = voice
+        if speed is not None:
+            self.session["audio"]["output"]["speed"] = speed
         await self.send({"type": "session.updated", "session": self.session})
 
     def _speech_model(self) -> str:
         settings = self.services.settings
         return self.model if settings.alias_for(self.model) is not None else settings.talk_model
 
-    def _engine_info(self) -> Any:
+    def _check_voice(self, voice: str) -> None:
+        """(blocking: it resolves the model) an unknown voice is an error."""
         engine_id, _ = self.services.speech.resolve_model(self._speech_model())
-        return self.services.manager.info(engine_id)
+        self.services.speech.voices.resolve(voice, self.services.manager.info(engine_id))
 
     # -- conversation ------------------------------------------------------------------------------
+    def _keep(self, item: Item) -> None:
+        """Add `item`, dropping the oldest items beyond MAX_ITEMS or MAX_CONVERSATION_CHARS."""
+        self.items.append(item)
+        total = sum(len(kept.text) for kept in self.items)
+        while len(self.items) > MAX_ITEMS or (total > MAX_CONVERSATION_CHARS and len(self.items) > 1):
+            total -= len(self.items.pop(0).text)
+
     async def _add_item(self, item: Item) -> None:
         previous = self.items[-1].id if self.items else None
-        self.items.append(item)
+        self._keep(item)
         content = [{"type": item.kind, "transcript" if item.kind == "input_audio" else "text": item.text}]
         shape = {"id": item.id, "type": "message", "object": "realtime.item", "role": item.role,
                  "status": "completed", "content": content}  # fmt: skip
@@ -221,6 +250,10 @@ class RealtimeSession:
             texts.append(part["text"])
         if not texts:
             raise EventError("The item has no text.", param="item.content")
+        limit = self.services.settings.max_input_chars
+        if sum(len(text) for text in texts) > limit:
+            raise EventError(f"An item holds at most {limit} characters of text.", "string_above_max_length",
+                             "item.content")  # fmt: skip
         given = item.get("id")
         item_id = given if isinstance(given, str) and given else new_id("item")
         kind = "output_text" if role == "assistant" else "input_text"
@@ -282,8 +315,8 @@ class RealtimeSession:
                             speed=self.session["audio"]["output"]["speed"])  # fmt: skip
         modalities = options.get("output_modalities", options.get("modalities", self.session["output_modalities"]))
         spoken = not isinstance(modalities, list) or "audio" in modalities
-        reply = SpokenReply(self.services.speech, self.services.speech_slots, order,
-                            self._source(str(instructions or ""), max_tokens), "pcm", spoken=spoken)  # fmt: skip
+        source = self._source(str(instructions or ""), max_tokens)
+        reply = SpokenReply(self.services.jobs, order, source, "pcm", spoken=spoken)
         active = _Reply(new_id("resp"), reply)
         self.active = active
         active.task = asyncio.create_task(self._run(active))
@@ -304,8 +337,9 @@ class RealtimeSession:
         await self.send({"type": "response.created", "response": self._response(active, "in_progress", [])})
         await self.send({"type": "response.output_item.added", "response_id": active.id, "output_index": 0,
                          "item": item})  # fmt: skip
+        events = active.reply.events()
         try:
-            async for piece in active.reply.events():
+            async for piece in events:
                 if active.cancelled:
                     break
                 if isinstance(piece, Audio):
@@ -330,6 +364,8 @@ class RealtimeSession:
         finally:
             with anyio.CancelScope(shield=True):
                 await active.reply.aclose()
+                with contextlib.suppress(Exception):
+                    await events.aclose()
                 await self._finish(active, item, ids, "cancelled" if active.cancelled else status, failure)
 
     async def _finish(self, active: _Reply, item: dict[str, Any], ids: dict[str, Any], status: str,
@@ -348,30 +384,33 @@ class RealtimeSession:
         await self.send({"type": "response.output_item.done", "response_id": active.id, "output_index": 0,
                          "item": item})  # fmt: skip
         if text:
-            self.items.append(Item(item["id"], "assistant", text, part["type"]))
+            self._keep(Item(item["id"], "assistant", text, part["type"]))
         self.active = None
         await self.send({"type": "response.done", "response": self._response(active, status, [item])})
 
+    def _stop(self, active: _Reply) -> None:
+        """Ask the response to stop (never blocks): its task ends within one engine piece and sends
+        `response.done` (status cancelled); its job's slot and lease are freed by then."""
+        active.cancelled = True
+        active.reply.cancel()
+
     async def _response_cancel(self, event: dict[str, Any]) -> None:
         active = self.active
-        if active is None or active.task is None:
+        if active is None:
             raise EventError("There is no response in progress to cancel.", "response_cancel_not_active")
-        active.cancelled = True
-        active.reply.feed.cancel()  # a synthesis thread waiting for LLM text stops at once
-        active.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await active.task
+        self._stop(active)  # a second cancel while it stops is a no-op
 
     async def close(self) -> None:
-        """The socket is gone: stop any response (its lease and slot are freed)."""
+        """The socket is gone: stop any response and wait until its job is freed."""
         self.closed = True
         active = self.active
-        if active is not None and active.task is not None:
-            active.cancelled = True
-            active.reply.feed.cancel()
+        if active is None or active.task is None:
+            return
+        self._stop(active)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_WAIT_SECONDS):
+            await asyncio.wait({active.task})
+        if not active.task.done():  # backstop: the task's own finally frees the job
             active.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await active.task
 
     _handlers: ClassVar[dict[str, Callable[[RealtimeSession, dict[str, Any]], Awaitable[None]]]] = {
         "session.update": _session_update,

@@ -1,4 +1,5 @@
-"""All shared services, built once per app; the API (via app.state) and the UI use the same objects."""
+"""The composition root: every shared service, built once per app, above the layers it composes (services,
+projects); the API (via app.state), the UI, Wyoming and MCP use the same objects."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tts_studio.services.admission import RequestSlots
 from tts_studio.services.chat import ChatUpstream
 from tts_studio.services.embedded_voices import EmbeddedVoices
 from tts_studio.services.history import History
+from tts_studio.services.job import SpeechJobs
 from tts_studio.services.library import VoiceLibrary
 from tts_studio.services.speech import SpeechService
 from tts_studio.services.transcription import Transcriber
@@ -39,6 +41,7 @@ class Services:
     chat: ChatUpstream  # the LLM server behind chat, Responses and Realtime (may be unconfigured)
     dictionary: GlobalDictionary  # the studio-wide pronunciation dictionary
     projects: ProjectService  # long-form projects and their background render queue
+    jobs: SpeechJobs  # the one speech job: admission, lease, driver and cleanup for every caller
 
 
 def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Services:
@@ -71,4 +74,5 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
     return Services(
         settings, manager, speech, catalog, transcriber, history, embedded, speech_slots, transcription_slots,
         ChatUpstream(settings), dictionary, ProjectService(store, renderer, speech, dictionary),
+        SpeechJobs(speech, speech_slots),
     )  # fmt: skip
