@@ -29,7 +29,6 @@ from tts_studio.audio.encode import FORMATS
 from tts_studio.config import Settings
 from tts_studio.errors import StudioError
 from tts_studio.services.library import atomic_write_bytes
-from tts_studio.services.pipeline import Progress
 from tts_studio.services.speech import SpeechOrder
 from tts_studio.services.transcription import UPLOAD_LIMITS
 from tts_studio.studio import Services
@@ -48,21 +47,25 @@ def build_mcp(services: Services) -> MCPServer:
     async def speak(text: str, voice: str = "alloy", model: str = "tts-1", format: str = "mp3") -> list[Any]:
         if format not in FORMATS:
             raise ToolError(f"'format' must be one of {', '.join(FORMATS)}.")
-        try:
-            plan = await anyio.to_thread.run_sync(services.speech.plan, SpeechOrder(model, text, voice))
-            progress = Progress()
-            with services.speech_slots.held():  # the same admission limit as HTTP and Wyoming
-                data = await anyio.to_thread.run_sync(
-                    lambda: b"".join(services.speech.speak([plan], format, progress=progress))
-                )
+        try:  # one admitted speech job, as HTTP and Wyoming; a caller gone mid-way frees it at once
+            job = services.jobs.admit()
+            try:
+                plan = await job.plan(SpeechOrder(model, text, voice))
+                job.start([plan], format)
+                parts = []
+                while (part := await job.anext()) is not None:
+                    parts.append(part)
+            finally:
+                await job.aclose()
         except StudioError as exc:
             raise ToolError(exc.message) from None
+        data, seconds = b"".join(parts), job.progress.audio_seconds
         folder = services.settings.data_dir / "mcp"
         path = folder / f"speech-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.{FORMATS[format].extension}"
         await anyio.to_thread.run_sync(lambda: atomic_write_bytes(path, data))
         return [
             AudioContent(type="audio", data=base64.b64encode(data).decode("ascii"), mime_type=FORMATS[format].mime),
-            TextContent(type="text", text=f"{progress.audio_seconds:.1f} s of speech ({plan.engine_id}, "
+            TextContent(type="text", text=f"{seconds:.1f} s of speech ({plan.engine_id}, "
                         f"{plan.voice.name}); saved to {path}"),
         ]  # fmt: skip
 

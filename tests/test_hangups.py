@@ -1,0 +1,188 @@
+"""Clients that hang up early free everything at once, on every front door: 24 clients that leave before or
+during the first audio leave no admission slot, no lease and no queue behind within 5 s, the next request is
+served, and the studio still stops on SIGTERM. (The one speech job owns this: services/job.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+from websockets.sync.client import connect as ws_connect
+
+from tests.conftest import PARAGRAPH, LiveServer, _free_port, wait_until_idle
+
+CLIENTS = 24
+LONG = " ".join([PARAGRAPH] * 12)  # about a minute of speech: still speaking when the clients leave
+
+
+def _idle(live: LiveServer) -> None:
+    health = wait_until_idle(live, timeout=5.0)
+    assert health["active_requests"] == 0
+    for engine in health["engines"].values():
+        assert engine["in_use"] == 0 and engine["queued"] == 0
+
+
+def _raw_post(live: LiveServer, path: str, body: dict[str, Any], read_first: bool) -> None:
+    """POST `body` and hang up: at once (before any audio), or after the first bytes of the body."""
+    data = json.dumps(body).encode()
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        )
+        sock.sendall(head.encode() + data)
+        if read_first:
+            received = b""
+            while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) == 0:
+                more = sock.recv(4096)
+                if not more:
+                    break
+                received += more
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+
+
+def _crowd(action: Callable[[], None]) -> None:
+    threads = [threading.Thread(target=action) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _served(live: LiveServer) -> None:
+    reply = httpx.post(f"{live.base_url}/audio/speech", json={"model": "tts-1", "voice": "alloy", "input": "Next."},
+                       timeout=60)  # fmt: skip
+    assert reply.status_code == 200 and reply.content
+
+
+BODIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "speech-audio": ("/v1/audio/speech", {"model": "tts-1", "voice": "alloy", "input": LONG[:4000]}),
+    "speech-sse": ("/v1/audio/speech", {"model": "tts-1", "voice": "alloy", "input": LONG[:4000],
+                                         "stream_format": "sse"}),
+    "responses-json": ("/v1/responses", {"model": "tts-1", "input": LONG[:4000]}),
+    "responses-sse": ("/v1/responses", {"model": "tts-1", "input": LONG[:4000], "stream": True}),
+    "dialogue": ("/v1/audio/dialogue", {"model": "tts-1", "inputs": [{"text": LONG[:3000], "voice": "alloy"},
+                                                                      {"text": LONG[:3000], "voice": "nova"}]}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["before-audio", "during-audio"])
+@pytest.mark.parametrize("door", list(BODIES))
+def test_clients_that_hang_up_free_everything(server: LiveServer, door: str, read_first: bool) -> None:
+    path, body = BODIES[door]
+    _crowd(lambda: _raw_post(server, path, body, read_first))
+    _idle(server)
+    _served(server)
+
+
+def test_realtime_clients_that_abort_free_everything(server: LiveServer) -> None:
+    url = server.url.replace("http://", "ws://") + "/v1/realtime?model=gpt-realtime"
+
+    def leave(abort_after_audio: bool) -> None:
+        with ws_connect(url, open_timeout=30) as ws:
+            ws.recv()  # session.created
+            item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": LONG[:4000]}]}
+            ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+            ws.send(json.dumps({"type": "response.create"}))
+            while abort_after_audio:
+                event = json.loads(ws.recv(timeout=60))
+                if event["type"] in ("response.output_audio.delta", "response.done", "error"):
+                    break
+            ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            ws.socket.close()  # TCP abort, no close frame
+
+    for abort_after_audio in (False, True):
+        _crowd(lambda: leave(abort_after_audio))  # noqa: B023 (run before the loop moves on)
+        _idle(server)
+    _served(server)
+
+
+def test_realtime_create_and_cancel_in_one_write_answers_done(server: LiveServer) -> None:
+    url = server.url.replace("http://", "ws://") + "/v1/realtime?model=gpt-realtime"
+    with ws_connect(url, open_timeout=30) as ws:
+        ws.recv()
+        for _ in range(3):
+            item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": LONG[:2000]}]}
+            ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+            ws.send(json.dumps({"type": "response.create"}))
+            for _ in range(200):
+                ws.send(json.dumps({"type": "response.cancel", "event_id": "evt_c"}))
+            kinds = []
+            while not kinds or kinds[-1] != "response.done":
+                event = json.loads(ws.recv(timeout=30))
+                kinds.append(event["type"])
+                if event["type"] == "response.done":
+                    assert event["response"]["status"] == "cancelled"
+    _idle(server)
+
+
+def test_mcp_sessions_that_hang_up_mid_speak_free_everything(server: LiveServer, tmp_path: Path) -> None:
+    saved = server.app.state.settings.data_dir / "mcp"
+    before = set(saved.glob("*")) if saved.exists() else set()
+
+    def speaking() -> None:
+        deadline = time.monotonic() + 30
+        while server.app.state.speech_slots.active < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)  # a condition polled, not a race widened
+
+    async def speak_then_leave() -> None:
+        async with anyio.create_task_group() as group:
+
+            async def speak() -> None:
+                async with Client(f"{server.url}/mcp") as client:
+                    await client.call_tool("speak", {"text": LONG[:4000]})
+
+            group.start_soon(speak)
+            await anyio.to_thread.run_sync(speaking)
+            group.cancel_scope.cancel()  # hang up mid-speak
+
+    threads = [threading.Thread(target=anyio.run, args=(speak_then_leave,)) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _idle(server)
+    after = set(saved.glob("*")) if saved.exists() else set()
+    assert after == before  # nobody will fetch them: nothing saved
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_studio_after_abandoned_clients(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.update({f"TTS_STUDIO_{name}_DIR": str(tmp_path / name.lower()) for name in ("DATA", "CACHE", "LOG")})
+    command = [sys.executable, "-m", "tts_studio", "serve", "--port", str(port), "--no-ui"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        live = LiveServer(None, url, None, None)  # type: ignore[arg-type]  # only its url is used
+        for door in ("responses-json", "responses-sse", "speech-audio"):
+            path, body = BODIES[door]
+            _crowd(lambda: _raw_post(live, path, body, False))  # noqa: B023
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=10) is not None  # within 10 s, however those clients left
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
