@@ -22,7 +22,8 @@ import pytest
 from mcp import Client
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import PARAGRAPH, LiveServer, _free_port, wait_until_idle
+from tests.conftest import PARAGRAPH, LiveServer, _free_port, make_settings, wait_until_idle
+from tts_studio.app import create_app
 
 CLIENTS = 24
 LONG = " ".join([PARAGRAPH] * 12)  # about a minute of speech: still speaking when the clients leave
@@ -87,6 +88,60 @@ def test_clients_that_hang_up_free_everything(server: LiveServer, door: str, rea
     _crowd(lambda: _raw_post(server, path, body, read_first))
     _idle(server)
     _served(server)
+
+
+async def _asgi_hang_up(app: Any, path: str, body: dict[str, Any]) -> None:
+    """One request straight through the ASGI app, from a client that is gone as soon as its body is sent
+    (ASGI spec 2.3, as servers before 2.4 speak it: Starlette then races the response against the
+    disconnect and may cancel it before its body generator starts)."""
+    data = json.dumps(body).encode()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8600),
+        "headers": [(b"host", b"127.0.0.1:8600"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode())],
+    }  # fmt: skip
+    messages = [{"type": "http.request", "body": data, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    statuses: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])  # the bytes go nowhere: the client is gone
+
+    await app(scope, receive, send)
+    assert statuses in ([], [200], [429])
+
+
+def _settle(studio: Any, timeout: float = 5.0) -> None:
+    """Wait (at most `timeout`) until no slot and no lease is held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (
+        studio.speech_slots.active or any(e["in_use"] for e in studio.manager.status().values())
+    ):
+        time.sleep(0.05)
+
+
+def test_responses_cancelled_before_their_body_starts_free_everything(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path))
+
+    async def go() -> None:
+        async with app.router.lifespan_context(app):
+            studio = app.state.services
+            for door in BODIES:
+                path, body = BODIES[door]
+                async with anyio.create_task_group() as group:
+                    for _ in range(CLIENTS):
+                        group.start_soon(_asgi_hang_up, app, path, body)
+                await anyio.to_thread.run_sync(_settle, studio)
+                assert studio.speech_slots.active == 0, door
+                assert all(e["in_use"] == 0 and e["queued"] == 0 for e in studio.manager.status().values()), door
+
+    anyio.run(go)
 
 
 def test_realtime_clients_that_abort_free_everything(server: LiveServer) -> None:

@@ -152,6 +152,53 @@ def test_bad_events_are_error_events_and_the_session_goes_on(server: LiveServer)
         assert json.loads(ws.recv())["type"] == "session.updated"
 
 
+def test_hostile_frames_are_error_events_and_the_session_goes_on(server: LiveServer) -> None:
+    url = server.url.replace("http", "ws") + "/v1/realtime?model=gpt-realtime"
+    deep = "[" * 60_000 + "]" * 60_000
+    speeds = [-5, 0, "NaN", "Infinity", 1e308, "fast", True]
+    with ws_connect(url, max_size=None) as ws:
+        assert json.loads(ws.recv())["type"] == "session.created"
+        ws.send(deep)
+        assert json.loads(ws.recv())["error"]["code"] == "invalid_json"
+        for speed in speeds:
+            value = speed if not isinstance(speed, str) or speed == "fast" else f"__{speed}__"
+            frame = json.dumps({"type": "session.update", "event_id": "evt_s",
+                                "session": {"audio": {"output": {"speed": value}}}})  # fmt: skip
+            frame = frame.replace('"__NaN__"', "NaN").replace('"__Infinity__"', "Infinity")
+            ws.send(frame)
+            event = json.loads(ws.recv())
+            assert event["type"] == "error" and event["error"]["param"] == "session.audio.output.speed", speed
+            assert event["error"]["event_id"] == "evt_s"
+        huge = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "word " * 2_000_000}]}
+        ws.send(json.dumps({"type": "conversation.item.create", "item": huge, "event_id": "evt_big"}))
+        event = json.loads(ws.recv())
+        assert event["type"] == "error" and event["error"]["code"] == "string_above_max_length"
+        ws.send(json.dumps({"type": "session.update", "session": {"audio": {"output": {"speed": 1.5}}}}))
+        updated = json.loads(ws.recv())
+        assert updated["type"] == "session.updated" and updated["session"]["audio"]["output"]["speed"] == 1.5
+
+
+def test_conversation_items_are_bounded(server: LiveServer) -> None:
+    from tts_studio.realtime import MAX_ITEMS, RealtimeSession
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(event: dict[str, Any]) -> None:
+        sent.append(event)
+
+    async def go() -> RealtimeSession:
+        session = RealtimeSession(server.app.state.services, "gpt-realtime", send)
+        for i in range(MAX_ITEMS + 50):
+            item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"line {i}"}]}
+            await session.handle({"type": "conversation.item.create", "item": item})
+        return session
+
+    import anyio
+
+    session = anyio.run(go)
+    assert len(session.items) == MAX_ITEMS and session.items[-1].text == f"line {MAX_ITEMS + 49}"
+
+
 def test_key_is_checked_at_the_handshake(live_server: Callable[..., LiveServer]) -> None:
     live = live_server(api_key="sk-test")
     url = live.url.replace("http", "ws") + "/v1/realtime?model=gpt-realtime"

@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
             await services.chat.aclose()
             await anyio.to_thread.run_sync(services.projects.renderer.shutdown)
             await anyio.to_thread.run_sync(services.manager.unload_all)  # never on the event loop
+            services.transcriber.unload()
 
     # No CDN pages: /docs is our own local page (routes/docs.py), /redoc is off.
     app = FastAPI(

@@ -49,7 +49,11 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
     manager = ModelManager(engines, settings)
     # Half the cores: Whisper then runs beside an engine (project verification) without a thread barrier
     # stalling on a busy core; on 2 cores one thread was faster even alone (bench/projects_bench.py).
-    transcriber = Transcriber(threads=max(1, (os.cpu_count() or 2) // 2))
+    transcriber = Transcriber(
+        threads=max(1, (os.cpu_count() or 2) // 2),
+        wait_limit=settings.queue_wait_seconds,
+        idle_unload_seconds=settings.idle_unload_seconds,
+    )
     engine_voices = {voice for spec in engines.values() for voice in spec.info.voices}
     library = VoiceLibrary(
         settings.data_dir / "voices",

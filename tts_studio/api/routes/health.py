@@ -28,7 +28,7 @@ async def health(request: Request, manager: ManagerDep, voices: VoicesDep, chat:
         "engines": engines,  # (both read the disk: off the event loop, as when the route was sync)
         "active_requests": request.app.state.speech_slots.active,
         "voices": voice_count,
-        "transcriber": {"model": "whisper-tiny.en", "loaded": request.app.state.transcriber.loaded},
+        "transcriber": request.app.state.transcriber.status(),
         "auth": request.app.state.settings.api_key is not None,
         "chat_upstream": chat.health(),
     }
