@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
 
 from tts_studio.api.body import read_object
 from tts_studio.api.deps import ChatDep, SettingsDep
-from tts_studio.services.chat import ChatUpstream, UpstreamTimeout, UpstreamUnreachable
+from tts_studio.api.streaming import SSE_HEADERS, ClosingStreamingResponse
+from tts_studio.services.chat import UpstreamTimeout, UpstreamUnreachable
 
 router = APIRouter()
 
@@ -25,10 +25,8 @@ _OPENAPI = {
 }  # fmt: skip
 
 
-async def _relay(
-    chat: ChatUpstream, stack: AsyncExitStack, first: bytes, parts: AsyncIterator[bytes]
-) -> AsyncIterator[bytes]:
-    """The upstream's bytes as they arrive; a client that leaves cancels this and closes the upstream."""
+async def _relay(first: bytes, parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The upstream's bytes as they arrive (the response closes the upstream however it ends)."""
     try:
         if first:
             yield first
@@ -36,8 +34,6 @@ async def _relay(
             yield part
     except (UpstreamTimeout, UpstreamUnreachable):
         return  # the status line is gone: end the stream (the SDK sees a cut-off stream)
-    finally:
-        await stack.aclose()
 
 
 @router.post("/chat/completions", openapi_extra=_OPENAPI, response_model=None)
@@ -55,5 +51,6 @@ async def chat_completions(request: Request, chat: ChatDep, settings: SettingsDe
         await stack.aclose()
         raise
     media_type = upstream.headers.get("content-type", "text/event-stream")
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_relay(chat, stack, first, parts), media_type=media_type, headers=headers)
+    # a client gone before the body starts still closes the upstream connection (on_close runs once)
+    return ClosingStreamingResponse(_relay(first, parts), stack.aclose, settings.client_stall_seconds,
+                                    media_type=media_type, headers=SSE_HEADERS)  # fmt: skip
