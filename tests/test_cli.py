@@ -92,3 +92,46 @@ def test_second_launch_only_points_at_the_running_studio(server: LiveServer) -> 
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0
     assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def _cli(tmp_path: Path, *args: str, dotenv: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real command line in a clean folder (its own `.env`), with only these TTS_STUDIO_* variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TTS_STUDIO_")}
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(dotenv, encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "tts_studio", *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**clean, "TTS_STUDIO_LOG_DIR": str(tmp_path / "log"), **env})  # fmt: skip
+
+
+def test_empty_settings_mean_unset(tmp_path: Path) -> None:
+    """`TTS_STUDIO_WYOMING_PORT=` as compose files and .env templates write it: the default, not a crash.
+    `engines` builds the settings exactly as `serve` does, then exits."""
+    assert _cli(tmp_path, "engines", TTS_STUDIO_WYOMING_PORT="", TTS_STUDIO_PORT="").returncode == 0
+    done = _cli(tmp_path, "engines", dotenv="TTS_STUDIO_WYOMING_PORT=\nTTS_STUDIO_MAX_GPU_ENGINES=\n")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "dotenv", "env", "named"),
+    [
+        pytest.param(("serve",), None, {"TTS_STUDIO_WYOMING_PORT": "abc"}, "TTS_STUDIO_WYOMING_PORT", id="env"),
+        pytest.param(("mcp",), "TTS_STUDIO_PORT=-5\n", {}, "TTS_STUDIO_PORT", id="dotenv"),
+        pytest.param(
+            ("download", "chatterbox"),
+            None,
+            {"TTS_STUDIO_QUEUE_WAIT_SECONDS": "soon"},
+            "TTS_STUDIO_QUEUE_WAIT_SECONDS",
+            id="download",
+        ),
+        pytest.param(("serve", "--port", "70000"), None, {}, "--port", id="flag"),
+    ],
+)
+def test_an_invalid_setting_is_one_line_and_status_2(
+    tmp_path: Path, args: tuple[str, ...], dotenv: str | None, env: dict[str, str], named: str
+) -> None:
+    done = _cli(tmp_path, *args, dotenv=dotenv, **env)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], done.stderr
+    assert done.stdout == ""

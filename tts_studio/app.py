@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 from fastapi import Depends, FastAPI
@@ -65,11 +66,14 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
             async with mcp.session_manager.run():
                 yield
         finally:
+            # Bounded, whatever clients left behind: SIGTERM ends the studio within its graceful timeout.
+            services.manager.close()  # wakes everyone waiting for a device (never blocks)
             if wyoming is not None:
                 await wyoming.stop()
             await services.chat.aclose()
-            await anyio.to_thread.run_sync(services.projects.renderer.shutdown)
-            await anyio.to_thread.run_sync(services.manager.unload_all)  # never on the event loop
+            own = anyio.CapacityLimiter(1)  # not the default pool, which abandoned streams may fill
+            await anyio.to_thread.run_sync(services.projects.renderer.shutdown, limiter=own)
+            await anyio.to_thread.run_sync(partial(services.manager.unload_all, timeout=2.0), limiter=own)
             services.transcriber.unload()
 
     # No CDN pages: /docs is our own local page (routes/docs.py), /redoc is off.

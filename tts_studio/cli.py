@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from logging.handlers import RotatingFileHandler
 from typing import Any
 
+from pydantic import ValidationError
+
 from tts_studio import __version__
-from tts_studio.config import Settings, exposed_without_key, is_loopback_host
+from tts_studio.config import Settings, explain_invalid, exposed_without_key, is_loopback_host
 
 log = logging.getLogger("tts_studio")
 
@@ -128,7 +130,7 @@ def serve_mcp_stdio(settings: Settings) -> int:
     from tts_studio.engines.registry import default_registry
     from tts_studio.mcp_server import build_mcp
     from tts_studio.offline import disable_telemetry
-    from tts_studio.services.container import build_services
+    from tts_studio.studio import build_services
 
     disable_telemetry(settings.cache_dir)
     services = build_services(settings, default_registry())
@@ -231,16 +233,28 @@ def serve(settings: Settings, open_browser: bool = False) -> int:
     return 0
 
 
+_FLAGS = ("host", "port", "device", "api_key", "api_key_file", "log_level", "idle_unload_seconds")
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    """Defaults, then `.env`, then the environment, then the command line's flags (a flag's value replaces
+    the environment's before either is validated)."""
+    overrides: dict[str, Any] = {k: v for k in _FLAGS if (v := getattr(args, k, None)) is not None}
+    if getattr(args, "no_ui", False):
+        overrides["enable_ui"] = False
+    if getattr(args, "wyoming", None):
+        overrides.update(wyoming_address(args.wyoming))
+    return Settings(**overrides)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings().with_overrides(
-        **{
-            k: getattr(args, k, None)
-            for k in ("host", "port", "device", "api_key", "api_key_file", "log_level", "idle_unload_seconds")
-        },
-        enable_ui=False if getattr(args, "no_ui", False) else None,
-        **(wyoming_address(args.wyoming) if getattr(args, "wyoming", None) else {}),
-    )
+    try:
+        settings = load_settings(args)
+    except ValidationError as exc:  # one line naming the variable or flag, no traceback
+        given = {k: f"--{k.replace('_', '-')}" for k in _FLAGS if getattr(args, k, None) is not None}
+        print(f"tts-studio: {explain_invalid(exc, given)}", file=sys.stderr)
+        return 2
     setup_logging(settings)
     if getattr(args, "api_key", None):
         log.warning("--api-key is visible to every user of this machine in the process list; prefer "

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from platformdirs import PlatformDirs
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "TTSStudio"
@@ -46,8 +47,9 @@ def _bundled_voices_dir() -> Path | None:
 class Settings(BaseSettings):
     """Every knob of the studio. Environment: `TTS_STUDIO_<NAME>` (nested maps as JSON)."""
 
+    # An empty value (`TTS_STUDIO_WYOMING_PORT=` in .env files and compose templates) means unset.
     model_config = SettingsConfigDict(
-        env_prefix="TTS_STUDIO_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="TTS_STUDIO_", env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
     )
 
     host: str = Field("127.0.0.1", description="Address to bind; keep 127.0.0.1 unless you want LAN access.")
@@ -192,6 +194,25 @@ class Settings(BaseSettings):
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return Settings.model_validate(data)
+
+
+def explain_invalid(error: ValidationError, flags: Mapping[str, str] | None = None) -> str:
+    """One line naming each invalid setting (its command-line flag when one set it, else its environment
+    variable), the value it got (never a secret's) and what it expects."""
+    flags = flags or {}
+    problems = []
+    for item in error.errors(include_url=False):
+        message = " ".join(str(item["msg"]).removeprefix("Value error, ").split())
+        name = str(item["loc"][0]) if item["loc"] else None
+        field = Settings.model_fields.get(name) if name else None
+        if name is None or field is None:
+            problems.append(message)
+            continue
+        where = flags.get(name) or f"{Settings.model_config.get('env_prefix', '')}{name.upper()}"
+        secret = field.annotation in (SecretStr, SecretStr | None)
+        value = "" if secret or isinstance(item["input"], dict) else f"={str(item['input'])[:60]!r}"
+        problems.append(f"{where}{value}: {message}")
+    return "invalid setting: " + "; ".join(problems)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -133,17 +133,30 @@ def test_loading_another_gpu_engine_evicts_the_last(studio: LiveServer) -> None:
 
 
 def test_embedded_engine_answers_while_a_gpu_engine_works(studio: LiveServer) -> None:
+    """Chatterbox holds its device (mid-step, waiting for the quick answer); the embedded engine must not
+    queue behind it."""
     speak(studio, "chatterbox", "alloy")  # loaded and warm
-    done: list[float] = []
-    long_text = " ".join(f"Sentence number {i} is here." for i in range(4))
-    worker = threading.Thread(target=lambda: done.append(len(speak(studio, "chatterbox", "alloy", long_text))))
+    real = engine(studio, "chatterbox")
+    original = real.stream  # type: ignore[attr-defined]
+    working, answered, waits = threading.Event(), threading.Event(), []
+
+    def held(request: SynthesisRequest) -> Iterator[AudioChunk]:
+        working.set()  # runs inside chatterbox's device turn
+        waits.append(answered.wait(60))
+        yield from original(request)
+
+    real.stream = held  # type: ignore[attr-defined]
+    done: list[int] = []
+    worker = threading.Thread(target=lambda: done.append(len(speak(studio, "chatterbox", "alloy"))))
     worker.start()
-    time.sleep(0.5)
-    started = time.perf_counter()
-    assert speak(studio, "tts-1", "alloy", "Quick answer.")
-    quick = time.perf_counter() - started
-    worker.join(120)
-    assert done and quick < 2.0  # not queued behind the chatterbox stream
+    try:
+        assert working.wait(60)
+        assert speak(studio, "tts-1", "alloy", "Quick answer.")  # while chatterbox still holds its device
+    finally:
+        answered.set()
+        worker.join(120)
+        real.stream = original  # type: ignore[attr-defined]
+    assert done and done[0] > 0 and waits and all(waits)  # chatterbox was never left waiting in vain
 
 
 def test_idle_engines_unload(live_server: Callable[..., LiveServer], checkpoints: dict[str, Path]) -> None:

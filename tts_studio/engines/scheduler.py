@@ -47,6 +47,7 @@ class DeviceQueue:
         self._busy = False
         self._line: list[tuple[int, int]] = []  # heap of (priority, arrival)
         self._arrivals = itertools.count()
+        self._closed = False
 
     @property
     def waiting(self) -> int:
@@ -65,7 +66,9 @@ class DeviceQueue:
         with self._cond:
             heapq.heappush(self._line, ticket)
             try:
-                while self._busy or self._line[0] != ticket:
+                while self._closed or self._busy or self._line[0] != ticket:
+                    if self._closed:
+                        raise EngineUnavailable("The studio is shutting down.", code="shutting_down")
                     remaining = None if limit is None else limit - (time.monotonic() - started)
                     if remaining is not None and remaining <= 0:
                         raise busy(self.name, time.monotonic() - started)
@@ -81,6 +84,13 @@ class DeviceQueue:
     def release(self) -> None:
         with self._cond:
             self._busy = False
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Shutdown: every waiter, and every later caller, gets a 503 at once (background work included,
+        which otherwise waits as long as it takes); the current holder keeps its turn."""
+        with self._cond:
+            self._closed = True
             self._cond.notify_all()
 
     @contextmanager
