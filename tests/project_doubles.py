@@ -1,5 +1,6 @@
 """The embedded engine with hooks, for what it cannot do by itself: speak other words than asked (a take
-that fails verification), and stop at a given line until the test lets it go (restart and cancel mid-render).
+that fails verification), and stop at a given line until the test lets it go (restart and cancel mid-render);
+and Whisper held mid-check (a take finishing after a delete).
 The audio is always the embedded engine's own."""
 
 from __future__ import annotations
@@ -8,9 +9,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from tts_studio.audio.decode import DecodedAudio
 from tts_studio.engines.base import AudioChunk, SynthesisRequest
 from tts_studio.engines.hibari_engine import HIBARI_INFO, HibariEngine
 from tts_studio.engines.registry import EngineSpec, default_registry
+from tts_studio.engines.scheduler import Priority
+from tts_studio.services.transcription import Transcriber, Transcript
 
 
 @dataclass
@@ -44,3 +48,26 @@ def hooked_registry(hooks: Hooks, engine_id: str = "hooked", tags: tuple[str, ..
     info = replace(HIBARI_INFO, id=engine_id, name="hibari with test hooks", tags=tags)
     registry[engine_id] = EngineSpec(info, lambda settings: HookedHibari(hooks), requires=("hibari",))
     return registry
+
+
+class GatedTranscriber(Transcriber):
+    """The renderer's Whisper, held at its first check until the test lets it go (a take mid-verification)."""
+
+    def __init__(self, inner: Transcriber) -> None:
+        super().__init__()
+        self.inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def transcribe(
+        self,
+        audio: DecodedAudio,
+        language: str | None = "en",
+        prompt: str | None = None,
+        temperature: float = 0.0,
+        word_timestamps: bool = False,
+        priority: Priority = Priority.INTERACTIVE,
+    ) -> Transcript:
+        self.entered.set()
+        assert self.release.wait(60)
+        return self.inner.transcribe(audio, language, prompt, temperature, word_timestamps, priority)

@@ -241,3 +241,19 @@ def test_sigterm_ends_the_studio_after_abandoned_clients(tmp_path: Path) -> None
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_a_realtime_client_that_never_reads_is_let_go(live_server: Callable[..., LiveServer]) -> None:
+    live = live_server(client_stall_seconds=2)
+    url = live.url.replace("http://", "ws://") + "/v1/realtime?model=gpt-realtime"
+    with ws_connect(url, open_timeout=30, max_queue=1) as ws:
+        ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": LONG[:4000]}]}
+        ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+        ws.send(json.dumps({"type": "response.create"}))
+        deadline = time.monotonic() + 60  # the reply is minutes long: only letting the client go frees it
+        while time.monotonic() < deadline and live.app.state.speech_slots.active == 0:
+            time.sleep(0.05)
+        health = wait_until_idle(live, timeout=60)
+        assert health["active_requests"] == 0  # while the socket is still open
+        assert all(engine["in_use"] == 0 for engine in health["engines"].values())

@@ -4,10 +4,14 @@ redone then flagged; a restart resumes; cancel; edits re-render only what change
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
+import sys
 import threading
+import traceback
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +23,10 @@ import pytest
 
 from tests.conftest import LiveServer, decode, hear, make_settings, start_server
 from tests.doubles import wait_for
-from tests.project_doubles import Hooks, hooked_registry
+from tests.project_doubles import GatedTranscriber, Hooks, hooked_registry
 from tests.test_errors import assert_envelope
+from tts_studio.projects.script import parse
+from tts_studio.projects.store import Project
 
 SCRIPT = """# The Beginning
 The morning was quiet in the valley.
@@ -222,6 +228,103 @@ def test_cancel_stops_the_render(live_server: Callable[..., LiveServer]) -> None
         last = [json.loads(line[6:]) for line in events.iter_lines() if line.startswith("data: ")][-1]
     assert last["status"] == "cancelled" and last["progress"]["done"] < 7
     assert not any("fine day" in text for text in hooks.spoken)  # nothing after the line it stopped in
+
+
+def test_delete_while_rendering_leaves_nothing_on_disk(live_server: Callable[..., LiveServer], tmp_path: Path) -> None:
+    hooks = Hooks(gate_when="ran past the old mill")  # c2-l1: synthesis is held mid-render at this line
+    live = live_server(hooked_registry(hooks))
+    renderer = live.app.state.services.projects.renderer
+    whisper = GatedTranscriber(renderer.transcriber)  # ... and the first take is held mid-verification
+    renderer.transcriber = whisper
+    project = _create(live.url, model="hooked")
+    folder = tmp_path / "data" / "projects" / project["id"]
+    httpx.post(f"{live.url}/v1/projects/{project['id']}/render").raise_for_status()
+    assert hooks.entered.wait(120) and whisper.entered.wait(120)
+    assert folder.is_dir()
+    with httpx.stream("GET", f"{live.url}/v1/projects/{project['id']}/events", timeout=120) as events:
+        lines = events.iter_lines()
+        assert json.loads(next(line for line in lines if line.startswith("data: "))[6:])["status"] == "rendering"
+        response = httpx.delete(f"{live.url}/v1/projects/{project['id']}", timeout=30)
+        assert response.status_code == 200 and response.json()["deleted"] is True
+        assert not folder.exists()
+        hooks.release.set()  # the held line and the held take now finish: neither may write into the project
+        whisper.release.set()
+        last = [json.loads(line[6:]) for line in lines if line.startswith("data: ")][-1]
+    assert last == {"type": "project.deleted", "id": project["id"], "status": "deleted"}  # the stream says so
+    wait_for(lambda: renderer.job(project["id"]) is None, timeout=120)
+    assert not folder.exists()
+    assert list(folder.parent.iterdir()) == []  # no trash left behind either
+    assert not any("fine day" in text for text in hooks.spoken)  # the render stopped at the held line
+    assert httpx.get(f"{live.url}/v1/projects/{project['id']}").status_code == 404
+    assert httpx.get(f"{live.url}/v1/projects").json()["data"] == []
+
+
+def _parked_workers() -> list[str]:
+    """The server's worker threads (anyio's pool; the live server runs in this process) now inside studio code."""
+    frames = sys._current_frames()
+    parked = []
+    for thread in threading.enumerate():
+        if thread.name.startswith("AnyIO worker") and thread.ident in frames:
+            stack = traceback.extract_stack(frames[thread.ident])
+            where = [f"{frame.filename}:{frame.name}" for frame in stack if "tts_studio" in frame.filename]
+            if where:
+                parked.append(where[-1])
+    return parked
+
+
+def test_event_subscribers_wait_without_a_thread_each(live_server: Callable[..., LiveServer]) -> None:
+    hooks = Hooks(gate_when="Hello there")
+    live = live_server(hooked_registry(hooks))
+    project = _create(live.url, model="hooked", script="# One\nHello there, my friend.\n", dictionary=[])
+    httpx.post(f"{live.url}/v1/projects/{project['id']}/render").raise_for_status()
+    assert hooks.entered.wait(120)  # rendering, and nothing changes until the test says so
+    with contextlib.ExitStack() as stack:
+        subscribers = []
+        for _ in range(12):
+            client = stack.enter_context(httpx.Client(timeout=120))
+            lines = stack.enter_context(client.stream("GET", f"{live.url}/v1/projects/{project['id']}/events"))
+            lines_iter = lines.iter_lines()
+            first = json.loads(next(line for line in lines_iter if line.startswith("data: "))[6:])
+            assert first["status"] == "rendering"
+            subscribers.append(lines_iter)
+        assert _parked_workers() == []  # twelve subscribers waiting for news, no worker thread held for them
+        hooks.release.set()
+        for lines_iter in subscribers:  # every one of them hears the render finish
+            last = [json.loads(line[6:]) for line in lines_iter if line.startswith("data: ")][-1]
+            assert last["status"] == "done" and last["progress"]["done"] == 1
+
+
+def test_a_progress_view_costs_no_disk_read_per_line(live_server: Callable[..., LiveServer],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    hooks = Hooks(gate_when="Line 1 of")
+    live = live_server(hooked_registry(hooks))
+    script = "# One\n" + "".join(f"Line {n} of a long chapter [laugh] here.\n" for n in range(1, 301))
+    project = _create(live.url, model="hooked", script=script, dictionary=[])
+    httpx.post(f"{live.url}/v1/projects/{project['id']}/render").raise_for_status()
+    try:
+        assert hooks.entered.wait(120)
+        projects = live.app.state.services.projects
+        first = projects.view(projects.store.get(project["id"]), full=False)
+        calls: Counter[str] = Counter()
+
+        def counted(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                calls[name] += 1
+                return original(*args, **kwargs)
+
+            return call
+
+        monkeypatch.setattr("tts_studio.projects.store.parse", counted("parse", parse))
+        monkeypatch.setattr(Project, "take_meta", counted("take_meta", Project.take_meta))
+        monkeypatch.setattr(Project, "spoken", counted("spoken", Project.spoken))
+        again = projects.view(projects.store.get(project["id"]), full=False)  # what each progress event costs
+        assert calls == Counter()  # no script parse, no take read, no line re-spoken
+        assert again == first and again["status"] == "rendering"
+        assert again["progress"]["total"] == 300 and len(again["warnings"]) == 300  # still the whole picture
+    finally:
+        monkeypatch.undo()
+        httpx.post(f"{live.url}/v1/projects/{project['id']}/cancel").raise_for_status()
+        hooks.release.set()
 
 
 def test_engine_tags_reach_engines_that_speak_them(live_server: Callable[..., LiveServer]) -> None:

@@ -74,9 +74,10 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
     transcription_slots = RequestSlots(settings.max_active_transcriptions, "transcription")
     dictionary = GlobalDictionary(settings.data_dir / "dictionary.json")
     store = ProjectStore(settings.data_dir / "projects")
-    renderer = ProjectRenderer(store, speech, transcriber, dictionary, settings)
+    jobs = SpeechJobs(speech, speech_slots)
+    renderer = ProjectRenderer(store, jobs, transcriber, dictionary, settings)
     return Services(
         settings, manager, speech, catalog, transcriber, history, embedded, speech_slots, transcription_slots,
         ChatUpstream(settings), dictionary, ProjectService(store, renderer, speech, dictionary),
-        SpeechJobs(speech, speech_slots),
+        jobs,
     )  # fmt: skip

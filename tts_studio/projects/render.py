@@ -5,6 +5,8 @@ stored atomically as they finish, so a restart resumes where it stopped."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -17,12 +19,13 @@ import numpy as np
 
 from tts_studio.config import Settings
 from tts_studio.engines.scheduler import Priority
-from tts_studio.errors import StudioError
+from tts_studio.errors import NotFound, StudioError
 from tts_studio.projects.dictionary import GlobalDictionary
 from tts_studio.projects.script import Line, strip_tags
 from tts_studio.projects.store import Project, ProjectStore, Take
 from tts_studio.projects.verify import batch_seconds, failed, hear_batch, trim
-from tts_studio.services.speech import SpeechOrder, SpeechService
+from tts_studio.services.job import SpeechJobs, pcm16_to_float
+from tts_studio.services.speech import SpeechOrder
 from tts_studio.services.transcription import Transcriber
 
 log = logging.getLogger(__name__)
@@ -62,14 +65,21 @@ class _Work:
 class ProjectRenderer:
     """The render queue (one worker thread) and the progress the API, SSE and the UI read."""
 
-    def __init__(self, store: ProjectStore, speech: SpeechService, transcriber: Transcriber,
-                 dictionary: GlobalDictionary, settings: Settings) -> None:  # fmt: skip
-        self.store, self.speech, self.transcriber = store, speech, transcriber
+    def __init__(
+        self,
+        store: ProjectStore,
+        jobs: SpeechJobs,
+        transcriber: Transcriber,
+        dictionary: GlobalDictionary,
+        settings: Settings,
+    ) -> None:
+        self.store, self.jobs, self.speech, self.transcriber = store, jobs, jobs.speech, transcriber
         self.dictionary, self.settings = dictionary, settings
         self._queue: deque[Job] = deque()
         self._jobs: dict[str, Job] = {}
         self._changed = threading.Condition()
         self.version = 0
+        self._listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()  # see `next_change`
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -120,14 +130,27 @@ class ProjectRenderer:
         return self._jobs.get(project_id)
 
     def _bump(self) -> None:
+        """Something changed (called holding `_changed`): wake the threads and the event-loop listeners."""
         self.version += 1
         self._changed.notify_all()
+        for loop, event in self._listeners:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: the server stopped
+                loop.call_soon_threadsafe(event.set)
 
-    def wait_for_change(self, version: int, timeout: float) -> int:
-        """Block until anything changes after `version` (or `timeout`); returns the new version."""
-        with self._changed:
-            self._changed.wait_for(lambda: self.version != version, timeout)
-            return self.version
+    async def next_change(self, version: int) -> int:
+        """Wait on the event loop, holding no thread, until anything changes after `version`; returns the
+        new version. (SSE subscribers wait here, so any number of them costs no worker thread.)"""
+        listener = (asyncio.get_running_loop(), asyncio.Event())
+        with self._changed:  # held only for moments by the renderer
+            if self.version != version:
+                return self.version
+            self._listeners.add(listener)
+        try:
+            await listener[1].wait()
+        finally:
+            with self._changed:
+                self._listeners.discard(listener)
+        return self.version
 
     def shutdown(self) -> None:
         self._stopping.set()
@@ -136,7 +159,7 @@ class ProjectRenderer:
                 job.cancel.set()
             self._bump()
         if self._worker is not None:
-            self._worker.join(timeout=30)
+            self._worker.join(timeout=2)  # a step in flight ends within one piece; shutdown stays bounded
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -243,16 +266,14 @@ class ProjectRenderer:
         order = SpeechOrder(model=project.data["model"], input=work.spoken, voice=work.voice, extra=extra)
         plan = self.speech.plan(order)
         work.language = plan.language
-        audio = self.speech.speak([plan], "pcm", priority=Priority.BACKGROUND)
         parts = []
-        try:
-            for data in audio:
+        with self.jobs.admit(Priority.BACKGROUND) as speech:  # the one speech job, behind interactive work
+            speech.start([plan], "pcm")
+            for data in speech:
                 if job.cancel.is_set():
-                    return None  # closing the generator stops synthesis within one piece
+                    return None  # closing the job stops synthesis within one piece
                 parts.append(data)
-        finally:
-            audio.close()
-        return np.frombuffer(b"".join(parts), "<i2").astype(np.float32) / 32768.0
+        return pcm16_to_float(b"".join(parts))
 
     def _verify_loop(self, project: Project, job: Job, checked: queue.Queue[_Work | None], retry: deque[_Work],
                      settled: threading.Condition) -> None:  # fmt: skip
@@ -300,7 +321,11 @@ class ProjectRenderer:
                 work.attempt += 1
                 retry.append(work)
                 continue
-            project.save_take(take)
+            try:
+                self.store.save_take(project, take)
+            except NotFound:  # the project was deleted meanwhile: nothing of it may be written again
+                job.cancel.set()
+                return
             with self._changed:
                 job.done += 1
                 job.active.discard(work.line.id)

@@ -10,6 +10,7 @@ from tts_studio.text import split_long, split_sentences
 
 NARRATOR = "Narrator"
 MAX_PAUSE_SECONDS = 30.0
+MAX_SCRIPT_CHARS = 2_000_000  # a long novel is about 1 M
 MAX_LINE_CHARS = 1000  # a longer paragraph becomes several lines (takes stay short enough to check)
 _PAUSE = re.compile(r"\[pause\s+(\d+(?:\.\d+)?)\s*(ms|s)\]", re.I)
 _TAG = re.compile(r"\[([a-z][a-z _-]{0,30})\]", re.I)

@@ -9,18 +9,19 @@ from typing import Any
 from tts_studio.errors import InvalidRequest, StudioError
 from tts_studio.projects.dictionary import Entry, GlobalDictionary
 from tts_studio.projects.export import export
-from tts_studio.projects.render import ProjectRenderer
-from tts_studio.projects.script import NARRATOR, ScriptError, parse, speakers, tags_in
+from tts_studio.projects.render import Job, ProjectRenderer
+from tts_studio.projects.script import MAX_SCRIPT_CHARS, NARRATOR, ScriptError, parse, speakers, tags_in
 from tts_studio.projects.store import Project, ProjectStore
 from tts_studio.services.speech import SpeechService
 
-MAX_SCRIPT_CHARS = 2_000_000
+__all__ = ["MAX_SCRIPT_CHARS", "ProjectService"]
 
 
 class ProjectService:
     def __init__(self, store: ProjectStore, renderer: ProjectRenderer, speech: SpeechService,
                  dictionary: GlobalDictionary) -> None:  # fmt: skip
         self.store, self.renderer, self.speech, self.dictionary = store, renderer, speech, dictionary
+        self._fixed_views: dict[str, tuple[Project, tuple[list[str], list[str]]]] = {}
 
     # -- validation ---------------------------------------------------------------------------------------
     def _check(self, script: str, voices: dict[str, str], model: str) -> None:
@@ -58,18 +59,30 @@ class ProjectService:
     def delete(self, project_id: str) -> None:
         self.renderer.cancel(project_id)
         self.store.delete(project_id)
+        self._fixed_views.pop(project_id, None)
 
     # -- what clients see --------------------------------------------------------------------------------
     def keys(self, project: Project) -> dict[str, str]:
         """Line id -> take key as the project stands (dictionaries and tags applied)."""
         return {line.id: key for line, _, key in self.renderer.spoken_lines(project)}
 
-    def view(self, project: Project, full: bool = True) -> dict[str, Any]:
-        job = self.renderer.job(project.id)
-        keys = self.keys(project)
+    def _fixed(self, project: Project) -> tuple[list[str], list[str]]:
+        """(speakers, tag warnings): fixed for one version of the project, so worked out once per version."""
+        cached = self._fixed_views.get(project.id)
+        if cached is not None and cached[0] is project:
+            return cached[1]
         engine_id, _ = self.speech.resolve_model(project.data["model"])
         supported = set(self.speech.manager.info(engine_id).tags)
-        chapters, warnings, done = [], [], 0
+        warnings = [f"{line.id}: [{tag}] is not supported by {engine_id} and is removed." for line in project.lines()
+                    for tag in tags_in(line.text) if tag not in supported]  # fmt: skip
+        fixed = speakers(project.chapters), warnings
+        self._fixed_views[project.id] = (project, fixed)
+        return fixed
+
+    def _lines(self, project: Project, job: Job | None) -> tuple[list[dict[str, Any]], int, int]:
+        """(chapters with every line's status and take, lines with a take, lines in all), from the disk."""
+        keys = self.keys(project)
+        chapters, done = [], 0
         for chapter in project.chapters:
             lines = []
             for line in chapter.lines:
@@ -80,9 +93,6 @@ class ProjectService:
                     status = "approved" if meta["approved"] else ("flagged" if meta["flagged"] else "done")
                 elif job is not None and line.id in job.active:
                     status = "rendering"
-                for tag in tags_in(line.text):
-                    if tag not in supported:
-                        warnings.append(f"{line.id}: [{tag}] is not supported by {engine_id} and is removed.")
                 lines.append({"id": line.id, "speaker": line.speaker, "voice": project.voice_for(line.speaker),
                               "text": line.text, "status": status, "wer": meta["wer"] if meta else None,
                               "flagged": bool(meta and meta["flagged"] and not meta["approved"]),
@@ -91,7 +101,18 @@ class ProjectService:
                               "note": meta["note"] if meta else None,
                               "pause_after": line.pause_after})  # fmt: skip
             chapters.append({"title": chapter.title, "lines": lines})
-        total = len(keys)
+        return chapters, done, len(keys)
+
+    def view(self, project: Project, full: bool = True) -> dict[str, Any]:
+        """The project as clients see it. The summary (`full=False`, what each progress event sends) costs the
+        same for any number of lines while a render runs: its counts come from the render, not the disk."""
+        job = self.renderer.job(project.id)
+        chapters: list[dict[str, Any]] = []
+        if full or job is None or not job.started:
+            chapters, done, total = self._lines(project, job)
+        else:
+            done, total = job.done, job.total
+        speakers_, warnings = self._fixed(project)
         progress: dict[str, Any] = {"done": done, "total": total, "eta_seconds": None}
         if job is not None:
             progress.update(synthesis_seconds=round(job.synthesis_seconds, 2),
@@ -101,7 +122,7 @@ class ProjectService:
             progress["eta_seconds"] = round(per_line * (job.total - job.done), 1)
         view = {key: project.data[key] for key in ("id", "object", "name", "model", "voices", "status", "error",
                                                     "created_at", "updated_at")}  # fmt: skip
-        view.update(progress=progress, speakers=speakers(project.chapters), warnings=warnings,
+        view.update(progress=progress, speakers=list(speakers_), warnings=list(warnings),
                     last_render=project.data.get("last_render"))  # fmt: skip
         if full:
             view.update(script=project.data["script"], dictionary=project.data.get("dictionary", []),
@@ -117,7 +138,7 @@ class ProjectService:
         if take is None:
             raise InvalidRequest(f"Line {line_id} has no take to approve yet.", param="line_id", code="not_rendered")
         take.approved = True
-        project.save_take(take)
+        self.store.save_take(project, take)
         return project
 
     def export(self, project_id: str, fmt: str, chapter: int | None, preset: str) -> bytes:

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 import wave
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tts_studio.projects.script import NARRATOR, Chapter, Line, parse, strip_tag
 from tts_studio.services.library import atomic_write_bytes, atomic_write_json
 
 RATE = 24_000
+PARSED_PROJECTS = 64  # parsed projects kept in memory (a script may be 2 M characters)
 STATUSES = ("draft", "queued", "rendering", "done", "failed", "cancelled")
 
 
@@ -132,14 +134,15 @@ class Project:
         return Take(key, samples, meta["transcript"], meta["wer"], meta["tries"], meta["flagged"], meta["words"],
                     meta.get("note", ""), meta.get("approved", False))  # fmt: skip
 
-    def save_take(self, take: Take) -> None:
-        """Audio first, then its metadata: a take counts only once both are on disk."""
-        atomic_write_bytes(self.take_path(take.key), wav_bytes(take.samples))
-        atomic_write_json(self.meta_path(take.key), take.meta())
-
     def drop_take(self, key: str) -> None:
         self.meta_path(key).unlink(missing_ok=True)
         self.take_path(key).unlink(missing_ok=True)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What tells one version of a file from the next (each atomic write is a new inode)."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 class ProjectStore:
@@ -148,6 +151,10 @@ class ProjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._lock = threading.RLock()
+        # parsed projects by id, with the project.json they were read from (inode, mtime, size): a progress
+        # event or a listing re-reads and re-parses a script only when its file changed
+        self._parsed: OrderedDict[str, tuple[tuple[int, int, int], Project]] = OrderedDict()
+        self._parsed_lock = threading.Lock()
 
     def _folder(self, project_id: str) -> Path:
         if not project_id.startswith("proj_") or not project_id[5:].isalnum():
@@ -166,12 +173,33 @@ class ProjectStore:
         return project
 
     def get(self, project_id: str) -> Project:
+        """The project as its project.json says now (parsed once per version of the file; callers share it
+        and must not change it)."""
         folder = self._folder(project_id)
+        path = folder / "project.json"
         try:
-            data = json.loads((folder / "project.json").read_text(encoding="utf-8"))
+            stamp = _stamp(path)
+        except OSError:
+            raise NotFound(f"No project '{project_id}'.", param="id") from None
+        with self._parsed_lock:
+            cached = self._parsed.get(project_id)
+            if cached is not None and cached[0] == stamp:
+                self._parsed.move_to_end(project_id)
+                return cached[1]
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise NotFound(f"No project '{project_id}'.", param="id") from None
-        return Project(folder, data)
+        project = Project(folder, data)
+        self._remember(stamp, project)  # (read after the stat: at worst newer than the stamp, re-read next time)
+        return project
+
+    def _remember(self, stamp: tuple[int, int, int], project: Project) -> None:
+        with self._parsed_lock:
+            self._parsed[project.id] = (stamp, project)
+            self._parsed.move_to_end(project.id)
+            while len(self._parsed) > PARSED_PROJECTS:
+                self._parsed.popitem(last=False)
 
     def all(self) -> list[Project]:
         found = []
@@ -188,7 +216,19 @@ class ProjectStore:
             data = {**project.data, **changes, "updated_at": int(time.time())}
             updated = Project(project.folder, data)  # a bad script raises before anything is written
             atomic_write_json(project.folder / "project.json", data)
+            self._remember(_stamp(project.folder / "project.json"), updated)
             return updated
+
+    def save_take(self, project: Project, take: Take) -> None:
+        """Audio first, then its metadata: a take counts only once both are on disk. Serialised with
+        `delete`: a take finishing after its project was deleted raises NotFound instead of writing (the
+        writes would bring the deleted folder back)."""
+        audio = wav_bytes(take.samples)
+        with self._lock:
+            if not (project.folder / "project.json").exists():
+                raise NotFound(f"No project '{project.id}'.", param="id")
+            atomic_write_bytes(project.take_path(take.key), audio)
+            atomic_write_json(project.meta_path(take.key), take.meta())
 
     def delete(self, project_id: str) -> None:
         with self._lock:
@@ -197,4 +237,6 @@ class ProjectStore:
                 raise NotFound(f"No project '{project_id}'.", param="id")
             trash = self.root / f".deleted-{project_id}-{uuid.uuid4().hex[:6]}"
             folder.rename(trash)  # gone at once; the files follow
+            with self._parsed_lock:
+                self._parsed.pop(project_id, None)
             shutil.rmtree(trash, ignore_errors=True)

@@ -11,6 +11,7 @@ import jiwer
 import numpy as np
 
 from tts_studio.audio.decode import DecodedAudio
+from tts_studio.engines.scheduler import Priority
 from tts_studio.services.transcription import Transcriber
 
 RATE = 24_000
@@ -67,7 +68,9 @@ def hear_batch(transcriber: Transcriber, takes: list[tuple[np.ndarray, str]]) ->
         spans.append((position / RATE, (position + len(samples)) / RATE))
         parts += [samples.astype(np.float32), gap]
         position += len(samples) + len(gap)
-    transcript = transcriber.transcribe(DecodedAudio(np.concatenate(parts), RATE, "pcm"), "en", word_timestamps=True)
+    transcript = transcriber.transcribe(
+        DecodedAudio(np.concatenate(parts), RATE, "pcm"), "en", word_timestamps=True, priority=Priority.BACKGROUND
+    )  # verification waits behind interactive transcription
     heard = []
     for (start, end), (_, text) in zip(spans, takes, strict=True):
         low, high = start - GAP_SECONDS / 2, end + GAP_SECONDS / 2

@@ -3,30 +3,41 @@ as m4b/mp3/wav/flac/opus or captions), `/v1/audio/dictionary` and `/v1/audio/dia
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
 
 from tts_studio.api.body import read_json
 from tts_studio.api.deps import SettingsDep, SpeechDep
-from tts_studio.api.openapi_bodies import json_body
+from tts_studio.api.errors import validation_error
+from tts_studio.api.forms import read_form, text_field
+from tts_studio.api.openapi_bodies import form_body, json_body
 from tts_studio.api.routes.speech import stream_speech
 from tts_studio.api.schemas import VoiceRef
+from tts_studio.api.streaming import SSE_HEADERS, sse_frame
 from tts_studio.audio.encode import FORMATS
-from tts_studio.errors import InvalidRequest
+from tts_studio.errors import InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from tts_studio.projects.dictionary import MAX_ENTRIES, Entry
 from tts_studio.projects.export import MEDIA_TYPES
+from tts_studio.projects.importing import (
+    MAX_IMPORT_BYTES,
+    MAX_INFLATED_BYTES,
+    import_filename,
+    import_title,
+    script_from_file,
+)
 from tts_studio.projects.service import ProjectService
 from tts_studio.projects.store import wav_bytes
 from tts_studio.services.speech import SpeechOrder
 
 router = APIRouter()
 TERMINAL = ("done", "failed", "cancelled", "draft")
+REFRESH_SECONDS = 5.0  # an SSE subscriber gets the project at least this often
 
 
 def get_projects(request: Request) -> ProjectService:
@@ -85,11 +96,68 @@ async def _optional_json(request: Request, model: type[RenderBody], limit: int) 
     return await read_json(request, model, limit)
 
 
-@router.post("/projects", openapi_extra=json_body(ProjectBody), status_code=201)
+IMPORT_FIELDS = ("name", "file", "model")
+_IMPORT_FORM = form_body(["file"], {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Defaults to the file's name."},
+    "file": {"type": "string", "format": "binary",
+             "description": f".txt, .md or .epub, up to {MAX_IMPORT_BYTES // 2**20} MB (an EPUB's chapters become "
+                            f"chapters; it may inflate to {MAX_INFLATED_BYTES // 2**20} MB at most)."},
+    "model": {"type": "string", "default": "tts-1"},
+})  # fmt: skip
+CREATE_BODY = {"requestBody": {"required": True, "content": {**json_body(ProjectBody)["requestBody"]["content"],
+                                                             **_IMPORT_FORM["requestBody"]["content"]}}}  # fmt: skip
+
+
+async def _imported(request: Request) -> ProjectBody:
+    """A multipart import (`name`, `file`, `model`) as a project body; the file has the Projects tab's limits."""
+    try:
+        form = await read_form(request, MAX_IMPORT_BYTES)
+    except PayloadTooLarge:
+        raise PayloadTooLarge(f"'file' is larger than {MAX_IMPORT_BYTES // 2**20} MB.", param="file") from None
+    try:
+        for key in form:
+            if key not in IMPORT_FIELDS:
+                raise InvalidRequest(f"Unknown field '{key}': an import takes {', '.join(IMPORT_FIELDS)}.",
+                                     param=key, code="unknown_parameter")  # fmt: skip
+        upload = form.get("file")
+        if upload is None:
+            raise InvalidRequest("Missing required parameter: 'file' (a .txt, .md or .epub file).", param="file",
+                                 code="missing_required_parameter")  # fmt: skip
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("'file' must be a file part, not a text field.", param="file", code="invalid_type")
+        data = await upload.read(MAX_IMPORT_BYTES + 1)
+        filename = import_filename(upload.filename, upload.content_type)
+        name = text_field(form, "name") or import_title(filename)
+        model = text_field(form, "model") or "tts-1"
+    finally:
+        await form.close()
+    script = await anyio.to_thread.run_sync(script_from_file, filename, data)
+    try:
+        return ProjectBody(name=name, script=script, model=model)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from None
+
+
+@router.post("/projects", openapi_extra=CREATE_BODY, status_code=201)
 async def create_project(request: Request, projects: ProjectsDep, settings: SettingsDep) -> dict[str, Any]:
-    body = await read_json(request, ProjectBody, settings.max_body_bytes)
-    project = await anyio.to_thread.run_sync(projects.create, body.name, body.script, body.voices, body.model,
-                                             body.dictionary)  # fmt: skip
+    """A project from a JSON body (the script inline) or an imported file (multipart/form-data)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    imported = media_type == "multipart/form-data"
+    if imported:
+        body = await _imported(request)
+    elif media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(f"Send the project as application/json or import a file as multipart/form-data "
+                                   f"(name, file), not '{media_type}'.")  # fmt: skip
+    else:
+        body = await read_json(request, ProjectBody, settings.max_body_bytes)
+    try:
+        project = await anyio.to_thread.run_sync(projects.create, body.name, body.script, body.voices, body.model,
+                                                 body.dictionary)  # fmt: skip
+    except InvalidRequest as exc:
+        if imported and exc.param == "script":  # the script came from the file: name the field that was sent
+            raise InvalidRequest(f"The file does not make a script: {exc.message}", param="file",
+                                 code=exc.code) from None  # fmt: skip
+        raise
     return await anyio.to_thread.run_sync(projects.view, project)
 
 
@@ -169,19 +237,32 @@ async def line_audio(project_id: str, line_id: str, projects: ProjectsDep) -> Re
 
 @router.get("/projects/{project_id}/events", response_class=StreamingResponse)
 async def project_events(project_id: str, projects: ProjectsDep) -> StreamingResponse:
-    """SSE: the project's status and progress on every change, until it stops rendering."""
-    first = await anyio.to_thread.run_sync(lambda: projects.view(projects.store.get(project_id), full=False))
+    """SSE: the project's status and progress on every change, until it stops rendering (or is deleted).
+    Between changes a subscriber waits on the event loop, holding no worker thread."""
+    renderer = projects.renderer
+
+    def summary() -> dict[str, Any]:
+        return projects.view(projects.store.get(project_id), full=False)
+
+    version = renderer.version  # read before the view: a change in between is not missed
+    first = await anyio.to_thread.run_sync(summary)
 
     async def events() -> AsyncIterator[bytes]:
-        view, version = first, projects.renderer.version
+        nonlocal version
+        view = first
         while True:
-            yield f"data: {json.dumps({'type': 'project.progress', **view})}\n\n".encode()
-            if view["status"] in TERMINAL and projects.renderer.job(project_id) is None:
+            yield sse_frame({"type": "project.progress", **view})
+            if view["status"] in TERMINAL and renderer.job(project_id) is None:
                 return
-            version = await anyio.to_thread.run_sync(projects.renderer.wait_for_change, version, 5.0)
-            view = await anyio.to_thread.run_sync(lambda: projects.view(projects.store.get(project_id), full=False))
+            with anyio.move_on_after(REFRESH_SECONDS):  # also sent now and then without a change
+                version = await renderer.next_change(version)
+            try:
+                view = await anyio.to_thread.run_sync(summary)
+            except NotFound:
+                yield sse_frame({"type": "project.deleted", "id": project_id, "status": "deleted"})
+                return
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("/projects/{project_id}/export", response_class=Response)
@@ -238,4 +319,4 @@ async def create_dialogue(request: Request, speech: SpeechDep, settings: Setting
                 raise
         return made
 
-    return await stream_speech(request, speech, await anyio.to_thread.run_sync(plans), body.response_format)
+    return await stream_speech(request, await anyio.to_thread.run_sync(plans), body.response_format)
