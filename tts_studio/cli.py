@@ -257,8 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(settings)
     if getattr(args, "api_key", None):
-        log.warning("--api-key is visible to every user of this machine in the process list; prefer "
-                    "TTS_STUDIO_API_KEY, a .env file or --api-key-file.")  # fmt: skip
+        log.warning(
+            "--api-key is visible to every user of this machine in the process list; prefer "
+            "TTS_STUDIO_API_KEY, a .env file or --api-key-file."
+        )
     if args.command == "serve":
         return serve(settings, open_browser=args.open_browser)
     if args.command == "engines":

@@ -14,9 +14,20 @@ APP_NAME = "TTSStudio"
 DEFAULT_PORT = 8600
 
 OPENAI_VOICES = (
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx",
-    "nova", "sage", "shimmer", "verse", "marin", "cedar",
-)  # fmt: skip
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "onyx",
+    "nova",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
+)
 
 _DIRS = PlatformDirs(APP_NAME, appauthor=False)
 

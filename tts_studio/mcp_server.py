@@ -65,9 +65,10 @@ def build_mcp(services: Services) -> MCPServer:
         await anyio.to_thread.run_sync(lambda: atomic_write_bytes(path, data))
         return [
             AudioContent(type="audio", data=base64.b64encode(data).decode("ascii"), mime_type=FORMATS[format].mime),
-            TextContent(type="text", text=f"{seconds:.1f} s of speech ({plan.engine_id}, "
-                        f"{plan.voice.name}); saved to {path}"),
-        ]  # fmt: skip
+            TextContent(
+                type="text", text=f"{seconds:.1f} s of speech ({plan.engine_id}, {plan.voice.name}); saved to {path}"
+            ),
+        ]
 
     @server.tool(description="Transcribe English speech: audio as base64 (wav, mp3, flac, ogg, m4a, webm).")
     async def transcribe(audio_base64: str) -> str:

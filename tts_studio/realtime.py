@@ -35,8 +35,10 @@ PCM_ONLY = "Only 24 kHz pcm16 audio ({'type': 'audio/pcm', 'rate': 24000}) is su
 
 
 def _max_tokens(value: Any, param: str) -> int | str:
-    if value == "inf" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096):
-        return value  # type: ignore[no-any-return]
+    if value == "inf":
+        return "inf"
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096:
+        return value
     raise EventError("'max_output_tokens' must be 1-4096 or 'inf'.", param=param)
 
 
@@ -53,12 +55,19 @@ _BETA_NAMES = {
 
 def _beta_session(session: dict[str, Any]) -> dict[str, Any]:
     audio = session["audio"]
-    return {"id": session["id"], "object": "realtime.session", "model": session["model"],
-            "modalities": ["text", "audio"] if "audio" in session["output_modalities"] else ["text"],
-            "instructions": session["instructions"], "voice": audio["output"]["voice"],
-            "input_audio_format": "pcm16", "output_audio_format": "pcm16", "turn_detection": None,
-            "input_audio_transcription": audio["input"]["transcription"],
-            "max_response_output_tokens": session["max_output_tokens"]}  # fmt: skip
+    return {
+        "id": session["id"],
+        "object": "realtime.session",
+        "model": session["model"],
+        "modalities": ["text", "audio"] if "audio" in session["output_modalities"] else ["text"],
+        "instructions": session["instructions"],
+        "voice": audio["output"]["voice"],
+        "input_audio_format": "pcm16",
+        "output_audio_format": "pcm16",
+        "turn_detection": None,
+        "input_audio_transcription": audio["input"]["transcription"],
+        "max_response_output_tokens": session["max_output_tokens"],
+    }
 
 
 def _beta_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -123,12 +132,22 @@ class RealtimeSession:
         self.active: _Reply | None = None
         self.closed = False  # the socket is gone: nothing more is sent
         self.session: dict[str, Any] = {
-            "type": "realtime", "object": "realtime.session", "id": new_id("sess"), "model": model,
-            "output_modalities": ["audio"], "instructions": "", "max_output_tokens": "inf",
-            "audio": {"input": {"format": {"type": "audio/pcm", "rate": RATE}, "turn_detection": None,
-                                "transcription": {"model": "whisper-1", "language": "en"}},
-                      "output": {"format": {"type": "audio/pcm", "rate": RATE}, "voice": "alloy", "speed": 1.0}},
-        }  # fmt: skip
+            "type": "realtime",
+            "object": "realtime.session",
+            "id": new_id("sess"),
+            "model": model,
+            "output_modalities": ["audio"],
+            "instructions": "",
+            "max_output_tokens": "inf",
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": RATE},
+                    "turn_detection": None,
+                    "transcription": {"model": "whisper-1", "language": "en"},
+                },
+                "output": {"format": {"type": "audio/pcm", "rate": RATE}, "voice": "alloy", "speed": 1.0},
+            },
+        }
 
     async def send(self, event: dict[str, Any]) -> None:
         """Send one event; a client that takes nothing for `client_stall_seconds` is treated as gone."""
@@ -146,8 +165,13 @@ class RealtimeSession:
                         self._stop(self.active)
 
     async def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None) -> None:
-        error = {"type": "invalid_request_error", "code": code, "message": message, "param": param,
-                 "event_id": event_id}  # fmt: skip
+        error = {
+            "type": "invalid_request_error",
+            "code": code,
+            "message": message,
+            "param": param,
+            "event_id": event_id,
+        }
         await self.send({"type": "error", "error": error})
 
     async def start(self) -> None:
@@ -228,8 +252,14 @@ class RealtimeSession:
         previous = self.items[-1].id if self.items else None
         self._keep(item)
         content = [{"type": item.kind, "transcript" if item.kind == "input_audio" else "text": item.text}]
-        shape = {"id": item.id, "type": "message", "object": "realtime.item", "role": item.role,
-                 "status": "completed", "content": content}  # fmt: skip
+        shape = {
+            "id": item.id,
+            "type": "message",
+            "object": "realtime.item",
+            "role": item.role,
+            "status": "completed",
+            "content": content,
+        }
         await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": shape})
         await self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": shape})
 
@@ -252,8 +282,9 @@ class RealtimeSession:
             raise EventError("The item has no text.", param="item.content")
         limit = self.services.settings.max_input_chars
         if sum(len(text) for text in texts) > limit:
-            raise EventError(f"An item holds at most {limit} characters of text.", "string_above_max_length",
-                             "item.content")  # fmt: skip
+            raise EventError(
+                f"An item holds at most {limit} characters of text.", "string_above_max_length", "item.content"
+            )
         given = item.get("id")
         item_id = given if isinstance(given, str) and given else new_id("item")
         kind = "output_text" if role == "assistant" else "input_text"
@@ -286,9 +317,15 @@ class RealtimeSession:
         with services.transcription_slots.held():
             transcript = await anyio.to_thread.run_sync(services.transcriber.transcribe, audio, "en")
         await self._add_item(Item(item_id, "user", transcript.text, "input_audio"))
-        await self.send({"type": "conversation.item.input_audio_transcription.completed", "item_id": item_id,
-                         "content_index": 0, "transcript": transcript.text,
-                         "usage": {"type": "duration", "seconds": round(audio.duration, 3)}})  # fmt: skip
+        await self.send(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item_id,
+                "content_index": 0,
+                "transcript": transcript.text,
+                "usage": {"type": "duration", "seconds": round(audio.duration, 3)},
+            }
+        )
 
     # -- responses ---------------------------------------------------------------------------------
     def _source(self, instructions: str, max_tokens: int | str) -> AsyncIterator[str]:
@@ -298,8 +335,9 @@ class RealtimeSession:
             limit = max_tokens if isinstance(max_tokens, int) else None
             return chat.reply(llm_messages(instructions or None, turns), None, limit)
         if not turns:
-            raise EventError("Nothing to say: add a text item first (no chat upstream is configured).",
-                             "no_input", "item")  # fmt: skip
+            raise EventError(
+                "Nothing to say: add a text item first (no chat upstream is configured).", "no_input", "item"
+            )
         return fixed_text(turns[-1][1])  # without an LLM, the latest text is spoken
 
     async def _response_create(self, event: dict[str, Any]) -> None:
@@ -307,12 +345,14 @@ class RealtimeSession:
             raise EventError("A response is already in progress.", "conversation_already_has_active_response")
         options = _object(event.get("response"))
         instructions = options.get("instructions", self.session["instructions"])
-        max_tokens = _max_tokens(options.get("max_output_tokens", self.session["max_output_tokens"]),
-                                 "response.max_output_tokens")  # fmt: skip
+        max_tokens = _max_tokens(
+            options.get("max_output_tokens", self.session["max_output_tokens"]), "response.max_output_tokens"
+        )
         voice = _object(_object(options.get("audio")).get("output")).get("voice", options.get("voice"))
         voice = voice if isinstance(voice, str) and voice else self.session["audio"]["output"]["voice"]
-        order = SpeechOrder(model=self._speech_model(), input="", voice=voice,
-                            speed=self.session["audio"]["output"]["speed"])  # fmt: skip
+        order = SpeechOrder(
+            model=self._speech_model(), input="", voice=voice, speed=self.session["audio"]["output"]["speed"]
+        )
         modalities = options.get("output_modalities", options.get("modalities", self.session["output_modalities"]))
         spoken = not isinstance(modalities, list) or "audio" in modalities
         source = self._source(str(instructions or ""), max_tokens)
@@ -322,29 +362,51 @@ class RealtimeSession:
         active.task = asyncio.create_task(self._run(active))
 
     def _response(self, active: _Reply, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"id": active.id, "object": "realtime.response", "status": status, "output": output,
-                "output_modalities": ["audio" if active.reply.spoken else "text"], "conversation_id": None,
-                "metadata": None,
-                "audio": {"output": {"format": {"type": "audio/pcm", "rate": RATE},
-                                     "voice": self.session["audio"]["output"]["voice"]}}}  # fmt: skip
+        return {
+            "id": active.id,
+            "object": "realtime.response",
+            "status": status,
+            "output": output,
+            "output_modalities": ["audio" if active.reply.spoken else "text"],
+            "conversation_id": None,
+            "metadata": None,
+            "audio": {
+                "output": {
+                    "format": {"type": "audio/pcm", "rate": RATE},
+                    "voice": self.session["audio"]["output"]["voice"],
+                }
+            },
+        }
 
     async def _run(self, active: _Reply) -> None:
         item_id = new_id("item")
         ids = {"response_id": active.id, "item_id": item_id, "output_index": 0, "content_index": 0}
-        item = {"id": item_id, "type": "message", "object": "realtime.item", "role": "assistant",
-                "status": "in_progress", "content": []}  # fmt: skip
+        item = {
+            "id": item_id,
+            "type": "message",
+            "object": "realtime.item",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
         status, failure = "completed", None
         await self.send({"type": "response.created", "response": self._response(active, "in_progress", [])})
-        await self.send({"type": "response.output_item.added", "response_id": active.id, "output_index": 0,
-                         "item": item})  # fmt: skip
+        await self.send(
+            {"type": "response.output_item.added", "response_id": active.id, "output_index": 0, "item": item}
+        )
         events = active.reply.events()
         try:
             async for piece in events:
                 if active.cancelled:
                     break
                 if isinstance(piece, Audio):
-                    await self.send({"type": "response.output_audio.delta", **ids,
-                                     "delta": base64.b64encode(piece.data).decode("ascii")})  # fmt: skip
+                    await self.send(
+                        {
+                            "type": "response.output_audio.delta",
+                            **ids,
+                            "delta": base64.b64encode(piece.data).decode("ascii"),
+                        }
+                    )
                 else:
                     kind = (
                         "response.output_audio_transcript.delta"
@@ -368,8 +430,9 @@ class RealtimeSession:
                     await events.aclose()
                 await self._finish(active, item, ids, "cancelled" if active.cancelled else status, failure)
 
-    async def _finish(self, active: _Reply, item: dict[str, Any], ids: dict[str, Any], status: str,
-                      failure: StudioError | None) -> None:  # fmt: skip
+    async def _finish(
+        self, active: _Reply, item: dict[str, Any], ids: dict[str, Any], status: str, failure: StudioError | None
+    ) -> None:
         text = active.reply.spoken_text
         if failure is not None:
             await self.error(failure.message, failure.code or "server_error", failure.param)
@@ -381,8 +444,9 @@ class RealtimeSession:
             await self.send({"type": "response.output_text.done", **ids, "text": text})
         part = {"type": "output_audio", "transcript": text} if spoken else {"type": "output_text", "text": text}
         item = {**item, "status": "completed" if status == "completed" else "incomplete", "content": [part]}
-        await self.send({"type": "response.output_item.done", "response_id": active.id, "output_index": 0,
-                         "item": item})  # fmt: skip
+        await self.send(
+            {"type": "response.output_item.done", "response_id": active.id, "output_index": 0, "item": item}
+        )
         if text:
             self._keep(Item(item["id"], "assistant", text, part["type"]))
         self.active = None

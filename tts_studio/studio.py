@@ -77,7 +77,17 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
     jobs = SpeechJobs(speech, speech_slots)
     renderer = ProjectRenderer(store, jobs, transcriber, dictionary, settings)
     return Services(
-        settings, manager, speech, catalog, transcriber, history, embedded, speech_slots, transcription_slots,
-        ChatUpstream(settings), dictionary, ProjectService(store, renderer, speech, dictionary),
+        settings,
+        manager,
+        speech,
+        catalog,
+        transcriber,
+        history,
+        embedded,
+        speech_slots,
+        transcription_slots,
+        ChatUpstream(settings),
+        dictionary,
+        ProjectService(store, renderer, speech, dictionary),
         jobs,
-    )  # fmt: skip
+    )

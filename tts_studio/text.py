@@ -18,7 +18,7 @@ _CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+|(?<=[，；：])")
 _NUMBER = re.compile(r"\d(?:[\d,]*\d)?")
 LONGEST_NUMBER = 15  # digits read as one number; longer ones are read digit by digit (engines overflow)
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol mt ft approx dept est inc ltd co".split()  # noqa: SIM905
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol mt ft approx dept est inc ltd co".split()  # noqa: SIM905 (a word list reads best as one string)
 )
 
 

@@ -23,8 +23,31 @@ from tts_studio.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
-MTL_LANGUAGES = ("ar", "da", "de", "el", "en", "es", "fi", "fr", "he", "hi", "it", "ja", "ko", "ms", "nl", "no",
-                 "pl", "pt", "ru", "sv", "sw", "tr", "zh")  # fmt: skip
+MTL_LANGUAGES = (
+    "ar",
+    "da",
+    "de",
+    "el",
+    "en",
+    "es",
+    "fi",
+    "fr",
+    "he",
+    "hi",
+    "it",
+    "ja",
+    "ko",
+    "ms",
+    "nl",
+    "no",
+    "pl",
+    "pt",
+    "ru",
+    "sv",
+    "sw",
+    "tr",
+    "zh",
+)
 _SEED = ParamSpec("seed", int, None, 0, 2**32 - 1, "Same seed, same audio.")
 _SAMPLING = (
     ParamSpec("temperature", float, 0.8, 0.05, 5.0, "Sampling temperature."),
@@ -36,7 +59,13 @@ _EXPRESSIVE = (
     ParamSpec("exaggeration", float, 0.5, 0.0, 2.0, "Emotion intensity (0.5 neutral)."),
     ParamSpec("cfg_weight", float, 0.5, 0.0, 1.0, "Classifier-free guidance; lower is slower, calmer speech."),
 )
-_COMMON = {"sample_rate": 24000, "cloning": True, "gpu": True, "streaming": True, "max_chunk_chars": 300}
+_COMMON: dict[str, Any] = {
+    "sample_rate": 24000,
+    "cloning": True,
+    "gpu": True,
+    "streaming": True,
+    "max_chunk_chars": 300,
+}
 
 CHATTERBOX_INFO = EngineInfo(
     id="chatterbox",
@@ -46,7 +75,7 @@ CHATTERBOX_INFO = EngineInfo(
     weights_repo="ResembleAI/chatterbox",
     weights_files=("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt"),
     params=(*_EXPRESSIVE, *_SAMPLING, _SEED),
-    **_COMMON,  # type: ignore[arg-type]
+    **_COMMON,
 )
 CHATTERBOX_MULTILINGUAL_INFO = EngineInfo(
     id="chatterbox-multilingual",
@@ -71,7 +100,7 @@ CHATTERBOX_MULTILINGUAL_INFO = EngineInfo(
         ParamSpec("top_p", float, 1.0, 0.0, 1.0),
         _SEED,
     ),
-    **_COMMON,  # type: ignore[arg-type]
+    **_COMMON,
 )
 CHATTERBOX_TURBO_INFO = EngineInfo(
     id="chatterbox-turbo",
@@ -87,7 +116,7 @@ CHATTERBOX_TURBO_INFO = EngineInfo(
         ParamSpec("top_k", int, 1000, 1, 10000),
         _SEED,
     ),
-    **_COMMON,  # type: ignore[arg-type]
+    **_COMMON,
 )
 
 
@@ -107,11 +136,16 @@ VARIANTS = {
     v.info.id: v
     for v in (
         Variant(CHATTERBOX_INFO, "chatterbox.tts", "ChatterboxTTS"),
-        Variant(CHATTERBOX_MULTILINGUAL_INFO, "chatterbox.mtl_tts", "ChatterboxMultilingualTTS",
-                language_param=True, offline_tokenizer=True),
+        Variant(
+            CHATTERBOX_MULTILINGUAL_INFO,
+            "chatterbox.mtl_tts",
+            "ChatterboxMultilingualTTS",
+            language_param=True,
+            offline_tokenizer=True,
+        ),
         Variant(CHATTERBOX_TURBO_INFO, "chatterbox.tts_turbo", "ChatterboxTurboTTS", min_reference_seconds=5.0),
     )
-}  # fmt: skip
+}
 
 
 def _chinese_segmenter_ready() -> bool:

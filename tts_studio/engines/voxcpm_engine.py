@@ -29,9 +29,37 @@ _PARAMS = (
     ParamSpec("seed", int, None, 0, 2**32 - 1, "Same seed, same audio."),
 )
 VOXCPM2_LANGUAGES = (
-    "en", "zh", "ja", "ko", "de", "fr", "es", "it", "pt", "ru", "ar", "nl", "pl", "tr", "vi",
-    "th", "id", "ms", "hi", "sv", "da", "fi", "no", "el", "he", "cs", "hu", "ro", "uk", "fa",
-)  # fmt: skip
+    "en",
+    "zh",
+    "ja",
+    "ko",
+    "de",
+    "fr",
+    "es",
+    "it",
+    "pt",
+    "ru",
+    "ar",
+    "nl",
+    "pl",
+    "tr",
+    "vi",
+    "th",
+    "id",
+    "ms",
+    "hi",
+    "sv",
+    "da",
+    "fi",
+    "no",
+    "el",
+    "he",
+    "cs",
+    "hu",
+    "ro",
+    "uk",
+    "fa",
+)
 
 VOXCPM2_INFO = EngineInfo(
     id="voxcpm2",
@@ -75,8 +103,10 @@ class Variant:
     transcript_optional: bool = False  # 2 clones from the clip alone, better with its transcript
 
 
-VARIANTS = {v.info.id: v for v in (Variant(VOXCPM2_INFO, transcript_optional=True),
-                                   Variant(VOXCPM1_5_INFO, needs_transcript=True))}  # fmt: skip
+VARIANTS = {
+    v.info.id: v
+    for v in (Variant(VOXCPM2_INFO, transcript_optional=True), Variant(VOXCPM1_5_INFO, needs_transcript=True))
+}
 
 
 def _compile_works(device: str) -> bool:
@@ -100,8 +130,7 @@ class VoxCPMEngine(TorchEngine):
         optimize = _compile_works(device)
         if not optimize:
             log.info("VoxCPM on %s: torch.compile is not available here, running eager (slower).", device)
-        return VoxCPM(str(folder), zipenhancer_model_path=None, enable_denoiser=False, optimize=optimize,
-                      device=device)  # fmt: skip
+        return VoxCPM(str(folder), zipenhancer_model_path=None, enable_denoiser=False, optimize=optimize, device=device)
 
     def _prompt_cache(self, reference: VoiceReference) -> Any:
         """The voice's prompt cache: memory, then disk, then encoded once from the reference audio."""

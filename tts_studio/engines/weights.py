@@ -25,7 +25,7 @@ def _progress_bar(report: Progress) -> Any:
     """A tqdm class for huggingface_hub's file counter that reports to `report`."""
     from tqdm.auto import tqdm
 
-    class Reporting(tqdm):  # type: ignore[misc]
+    class Reporting(tqdm):  # type: ignore[misc]  # tqdm has no type hints: mypy sees a base of type Any
         def update(self, n: float | None = 1) -> bool | None:
             shown: bool | None = super().update(n)
             report(int(self.n), int(self.total or 0))

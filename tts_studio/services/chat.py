@@ -53,7 +53,7 @@ def _upstream_error(status: int, body: bytes) -> tuple[str, str, str | None, str
     """(message, type, param, code) from an upstream error body: OpenAI envelopes, FastAPI/Ollama
     `detail`/`error` strings, or plain text (`transformers serve` answers "Internal Server Error")."""
     type_ = "invalid_request_error" if 400 <= status < 500 else "server_error"
-    text = clean_text(body.decode("utf-8", "replace")).strip() or f"HTTP {status}"  # type: ignore[union-attr]
+    text = (clean_text(body.decode("utf-8", "replace")) or "").strip() or f"HTTP {status}"
     try:
         data: Any = json.loads(text)
     except ValueError:
@@ -62,8 +62,12 @@ def _upstream_error(status: int, body: bytes) -> tuple[str, str, str | None, str
     if isinstance(error, dict):
         message = str(error.get("message") or text[:500])
         param, code = error.get("param"), error.get("code")
-        return (message, str(error.get("type") or type_), param if isinstance(param, str) else None,
-                str(code) if code is not None else "upstream_error")  # fmt: skip
+        return (
+            message,
+            str(error.get("type") or type_),
+            param if isinstance(param, str) else None,
+            str(code) if code is not None else "upstream_error",
+        )
     detail = error if error is not None else data
     return f"The chat upstream answered {status}: {str(detail)[:500]}", type_, None, "upstream_error"
 

@@ -57,8 +57,9 @@ class History:
     def add(self, audio: bytes, fmt: str, text: str, voice: str, model: str, seconds: float) -> HistoryEntry:
         entry_id = uuid.uuid4().hex[:12]
         ext = FORMATS[fmt].extension
-        entry = HistoryEntry(entry_id, int(time.time()), text[:500], voice, model, fmt, round(seconds, 2),
-                             f"{entry_id}.{ext}")  # fmt: skip
+        entry = HistoryEntry(
+            entry_id, int(time.time()), text[:500], voice, model, fmt, round(seconds, 2), f"{entry_id}.{ext}"
+        )
         tmp = self.root / f".{entry.file}.tmp"
         tmp.write_bytes(audio)
         tmp.replace(self.root / entry.file)

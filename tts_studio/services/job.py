@@ -72,9 +72,15 @@ class SpeechJob:
         self.engine_id = plans[0].engine_id
         self._pcm = fmt == "pcm"
         self._audio = speak(
-            self.speech.manager, plans, fmt, priority=self.priority, progress=self.progress, stop=self._stop,
-            stall_seconds=self.speech.settings.client_stall_seconds, sample_rate=sample_rate,
-        )  # fmt: skip
+            self.speech.manager,
+            plans,
+            fmt,
+            priority=self.priority,
+            progress=self.progress,
+            stop=self._stop,
+            stall_seconds=self.speech.settings.client_stall_seconds,
+            sample_rate=sample_rate,
+        )
 
     # -- driving ---------------------------------------------------------------------------------
     def next(self) -> bytes | None:

@@ -186,12 +186,19 @@ class VoiceLibrary:
             info = sf.info(str(path))
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             voices[entry["id"]] = Voice(
-                id=entry["id"], name=entry["name"], language=entry.get("language", "en"),
-                transcript=entry.get("transcript", ""), duration=round(info.duration, 3),
-                sample_rate=info.samplerate, content_hash=digest, created_at=0, source="bundled",
-                consent=True, transcript_source="user" if entry.get("transcript") else "none",
+                id=entry["id"],
+                name=entry["name"],
+                language=entry.get("language", "en"),
+                transcript=entry.get("transcript", ""),
+                duration=round(info.duration, 3),
+                sample_rate=info.samplerate,
+                content_hash=digest,
+                created_at=0,
+                source="bundled",
+                consent=True,
+                transcript_source="user" if entry.get("transcript") else "none",
                 original_ext=Path(entry["file"]).suffix.lstrip("."),
-            )  # fmt: skip
+            )
             self._bundled_files[entry["id"]] = path
         return voices
 
@@ -247,10 +254,15 @@ class VoiceLibrary:
         voice = self.require(voice_id)
         cache = self.root / "_bundled_cache" / voice_id if voice.read_only else self.root / voice_id / "cache"
         return VoiceReference(
-            voice_id=voice.id, audio_path=self.audio_path(voice_id), sample_rate=voice.sample_rate,
-            transcript=voice.transcript or None, language=voice.language, content_hash=voice.content_hash,
-            cache_dir=cache, duration=voice.duration,
-        )  # fmt: skip
+            voice_id=voice.id,
+            audio_path=self.audio_path(voice_id),
+            sample_rate=voice.sample_rate,
+            transcript=voice.transcript or None,
+            language=voice.language,
+            content_hash=voice.content_hash,
+            cache_dir=cache,
+            duration=voice.duration,
+        )
 
     # -- writing --------------------------------------------------------------------------
     def _check_unique(self, name: str, except_id: str | None = None) -> None:
@@ -297,11 +309,19 @@ class VoiceLibrary:
             source = "auto" if text else "none"
         wav = reference_wav(audio)
         voice = Voice(
-            id=f"voice_{uuid.uuid4().hex[:24]}", name=display, language=language, transcript=text,
-            duration=round(audio.duration, 3), sample_rate=audio.sample_rate,
-            content_hash=hashlib.sha256(wav).hexdigest(), created_at=int(time.time()), source="upload",
-            consent=consent, transcript_source=source, original_ext=_extension(filename),
-        )  # fmt: skip
+            id=f"voice_{uuid.uuid4().hex[:24]}",
+            name=display,
+            language=language,
+            transcript=text,
+            duration=round(audio.duration, 3),
+            sample_rate=audio.sample_rate,
+            content_hash=hashlib.sha256(wav).hexdigest(),
+            created_at=int(time.time()),
+            source="upload",
+            consent=consent,
+            transcript_source=source,
+            original_ext=_extension(filename),
+        )
         with self._lock:
             self._check_unique(display)  # again, under the lock
             staging = self.root / f".tmp-{voice.id}"

@@ -69,9 +69,15 @@ def _inline_reference(audio: DecodedAudio, root: Path) -> tuple[Path, VoiceRefer
         shutil.rmtree(folder, ignore_errors=True)
         raise
     reference = VoiceReference(
-        voice_id="inline", audio_path=path, sample_rate=audio.sample_rate, transcript=None, language="en",
-        content_hash=hashlib.sha256(wav).hexdigest(), cache_dir=folder / "cache", duration=audio.duration,
-    )  # fmt: skip
+        voice_id="inline",
+        audio_path=path,
+        sample_rate=audio.sample_rate,
+        transcript=None,
+        language="en",
+        content_hash=hashlib.sha256(wav).hexdigest(),
+        cache_dir=folder / "cache",
+        duration=audio.duration,
+    )
     return folder, reference
 
 
@@ -96,9 +102,14 @@ def synthesize(
             if lease is None:
                 lease = manager.acquire(plan.engine_id, priority)
             request = SynthesisRequest(
-                text=text, voice=plan.voice.name, speed=plan.native_speed, language=plan.language,
-                instructions=plan.instructions, params=plan.params, reference=reference,
-            )  # fmt: skip
+                text=text,
+                voice=plan.voice.name,
+                speed=plan.native_speed,
+                language=plan.language,
+                instructions=plan.instructions,
+                params=plan.params,
+                reference=reference,
+            )
             pieces = lease.engine.stream(request)
             try:
                 while True:
@@ -120,8 +131,14 @@ def synthesize(
             lease.release()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-        log.info("speech %s/%s: %d/%d chunks in %.2f s", plan.engine_id, plan.voice.name, progress.chunks_done,
-                 progress.chunks_total, time.perf_counter() - started)  # fmt: skip
+        log.info(
+            "speech %s/%s: %d/%d chunks in %.2f s",
+            plan.engine_id,
+            plan.voice.name,
+            progress.chunks_done,
+            progress.chunks_total,
+            time.perf_counter() - started,
+        )
 
 
 class Prefetched(Generic[T]):

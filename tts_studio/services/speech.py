@@ -160,5 +160,12 @@ class SpeechService:
         sample_rate: int | None = None,
     ) -> Generator[bytes, None, None]:
         """Encoded audio for `plans`, through the one pipeline (see services/pipeline.py)."""
-        return speak(self.manager, plans, fmt, priority=priority, progress=progress, sample_rate=sample_rate,
-                     stall_seconds=self.settings.client_stall_seconds)  # fmt: skip
+        return speak(
+            self.manager,
+            plans,
+            fmt,
+            priority=priority,
+            progress=progress,
+            sample_rate=sample_rate,
+            stall_seconds=self.settings.client_stall_seconds,
+        )

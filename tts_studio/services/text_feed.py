@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from tts_studio.text import chunk_text, split_long, split_sentences
 
-_ENDS_SENTENCE = re.compile(r"[.!?…。！？][\"'”’)\]]*$")  # noqa: RUF001
+_ENDS_SENTENCE = re.compile(r"[.!?…。！？][\"'”’)\]]*$")  # noqa: RUF001 (CJK full stops are meant literally)
 
 
 class FeedCancelled(Exception):

@@ -64,8 +64,12 @@ class Transcriber:
 
     def status(self) -> dict[str, Any]:
         """For /health: whether it is loaded, busy, and how many calls wait."""
-        return {"model": self.model_id, "loaded": self.loaded, "in_use": int(self._queue.in_use),
-                "queued": self._queue.waiting}  # fmt: skip
+        return {
+            "model": self.model_id,
+            "loaded": self.loaded,
+            "in_use": int(self._queue.in_use),
+            "queued": self._queue.waiting,
+        }
 
     def _expire(self, generation: int) -> None:
         with self._guard:
@@ -130,15 +134,30 @@ class Transcriber:
                 with self._guard:
                     self._model = model
             segments, info = model.transcribe(
-                samples, language=language or "en", beam_size=5, initial_prompt=prompt or None,
-                temperature=temperature, word_timestamps=word_timestamps, vad_filter=False,
-            )  # fmt: skip
+                samples,
+                language=language or "en",
+                beam_size=5,
+                initial_prompt=prompt or None,
+                temperature=temperature,
+                word_timestamps=word_timestamps,
+                vad_filter=False,
+            )
             found: list[Segment] = []
             words: list[dict[str, Any]] = []
             for i, seg in enumerate(segments):
-                found.append(Segment(i, round(seg.start, 3), round(seg.end, 3), seg.text, seg.avg_logprob,
-                                     seg.no_speech_prob, seg.compression_ratio, tuple(seg.tokens),
-                                     seg.temperature))  # fmt: skip
+                found.append(
+                    Segment(
+                        i,
+                        round(seg.start, 3),
+                        round(seg.end, 3),
+                        seg.text,
+                        seg.avg_logprob,
+                        seg.no_speech_prob,
+                        seg.compression_ratio,
+                        tuple(seg.tokens),
+                        seg.temperature,
+                    )
+                )
                 for w in seg.words or ():
                     words.append({"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)})
             self._used()

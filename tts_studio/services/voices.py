@@ -91,19 +91,32 @@ class VoiceCatalog:
     # -- listing ---------------------------------------------------------------------------
     def _library_json(self, voice: Voice) -> dict[str, Any]:
         return {
-            "id": voice.id, "name": voice.name, "object": "audio.voice",
+            "id": voice.id,
+            "name": voice.name,
+            "object": "audio.voice",
             "type": "audio_sample",
-            "kind": "bundled" if voice.read_only else "custom", "engines": self._cloning_engines(),
-            "language": voice.language, "transcript": voice.transcript,
-            "transcript_source": voice.transcript_source, "duration": voice.duration,
-            "created_at": voice.created_at, "consent": voice.consent,
+            "kind": "bundled" if voice.read_only else "custom",
+            "engines": self._cloning_engines(),
+            "language": voice.language,
+            "transcript": voice.transcript,
+            "transcript_source": voice.transcript_source,
+            "duration": voice.duration,
+            "created_at": voice.created_at,
+            "consent": voice.consent,
             "preview_url": f"/v1/audio/voices/{voice.id}/audio",
-        }  # fmt: skip
+        }
 
     def _openai_json(self, name: str) -> dict[str, Any]:
         engines = [eid for eid, info in self._engines.items() if self._speakable(name, info)]
-        return {"id": name, "name": name, "object": "audio.voice", "kind": "openai", "engines": engines,
-                "maps_to": self.mapping.get(name), "mapping_source": self.mapping.source(name)}  # fmt: skip
+        return {
+            "id": name,
+            "name": name,
+            "object": "audio.voice",
+            "kind": "openai",
+            "engines": engines,
+            "maps_to": self.mapping.get(name),
+            "mapping_source": self.mapping.source(name),
+        }
 
     def _speakable(self, voice: str, info: EngineInfo) -> bool:
         try:

@@ -49,8 +49,11 @@ fs.writeFileSync("hello.mp3", Buffer.from(await speech.arrayBuffer()));'''
 def build(studio: Studio, demo: gr.Blocks) -> dict[str, Any]:
     key_set = studio.settings.api_key is not None
     key = "<your key>" if key_set else "anything"
-    key_note = ("**API key: required.** Send it as `Authorization: Bearer <key>`." if key_set else
-                "**API key: not required** (any value works; set `TTS_STUDIO_API_KEY` to require one).")  # fmt: skip
+    key_note = (
+        "**API key: required.** Send it as `Authorization: Bearer <key>`."
+        if key_set
+        else "**API key: not required** (any value works; set `TTS_STUDIO_API_KEY` to require one)."
+    )
     base = gr.Textbox(label="Base URL (paste into apps)", interactive=False, buttons=["copy"], elem_id="base-url")
     gr.Markdown(key_note, elem_id="key-status")
     python = gr.Code(language="python", label="Python (openai)", interactive=False, elem_id="snippet-python")

@@ -45,8 +45,18 @@ def rows(studio: Studio) -> list[list[str]]:
         else:
             weights = "downloaded" if installed and weights_present(studio.settings, spec_info) else "not downloaded"
         install = "yes" if installed else f"no: {studio.manager.install_hint(engine_id)}"
-        table.append([engine_id, spec_info.name, install, weights, state["state"], state["device"] or "-",
-                      str(state["in_use"]), state["error"] or ""])  # fmt: skip
+        table.append(
+            [
+                engine_id,
+                spec_info.name,
+                install,
+                weights,
+                state["state"],
+                state["device"] or "-",
+                str(state["in_use"]),
+                state["error"] or "",
+            ]
+        )
     return table
 
 
@@ -57,10 +67,12 @@ def build(studio: Studio) -> dict[str, Any]:
     table = gr.Dataframe(rows(studio), headers=HEADERS, interactive=False, elem_id="models-table")
     memory = gr.Markdown(_memory(), elem_id="models-memory")
     with gr.Row():
-        engine = gr.Dropdown(studio.manager.engine_ids, value=studio.manager.engine_ids[0], label="Engine",
-                             elem_id="models-engine")  # fmt: skip
-        idle = gr.Number(studio.settings.idle_unload_seconds, label="Unload after idle (s; <0 never)",
-                         elem_id="models-idle")  # fmt: skip
+        engine = gr.Dropdown(
+            studio.manager.engine_ids, value=studio.manager.engine_ids[0], label="Engine", elem_id="models-engine"
+        )
+        idle = gr.Number(
+            studio.settings.idle_unload_seconds, label="Unload after idle (s; <0 never)", elem_id="models-idle"
+        )
     with gr.Row():
         load = gr.Button("Load", variant="primary", elem_id="models-load")
         unload = gr.Button("Unload", elem_id="models-unload")
@@ -72,7 +84,7 @@ def build(studio: Studio) -> dict[str, Any]:
     def view(message: str) -> tuple[Any, ...]:
         return rows(studio), _memory(), message
 
-    def do_load(engine_id: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+    def do_load(engine_id: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (Gradio injects progress through this default)
         progress(0.1, desc=f"Loading {engine_id}…")
         try:
             studio.manager.acquire(engine_id).release()
@@ -84,7 +96,7 @@ def build(studio: Studio) -> dict[str, Any]:
         done = studio.manager.unload(engine_id)
         return view(f"{engine_id} unloaded." if done else f"{engine_id} is not loaded or is in use.")
 
-    def do_download(engine_id: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
+    def do_download(engine_id: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008 (Gradio injects progress)
         info = studio.manager.info(engine_id)
         if info.weights_repo is None:
             return view(f"{engine_id} ships its weights in its package.")

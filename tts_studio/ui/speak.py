@@ -35,8 +35,15 @@ def _control(spec: ParamSpec, languages: list[str]) -> gr.components.Component:
         return gr.Dropdown(languages, value=spec.default, label=label, elem_id=elem_id, visible=False)
     if spec.kind is str:
         return gr.Textbox(value=spec.default or "", label=label, elem_id=elem_id, visible=False)
-    return gr.Number(value=spec.default, label=label, minimum=spec.minimum, maximum=spec.maximum,
-                     precision=0 if spec.kind is int else None, elem_id=elem_id, visible=False)  # fmt: skip
+    return gr.Number(
+        value=spec.default,
+        label=label,
+        minimum=spec.minimum,
+        maximum=spec.maximum,
+        precision=0 if spec.kind is int else None,
+        elem_id=elem_id,
+        visible=False,
+    )
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -54,20 +61,23 @@ def build(studio: Studio) -> dict[str, Any]:
                 fmt = gr.Dropdown(FILE_FORMATS, value="mp3", label="Format", elem_id="format")
                 speed = gr.Slider(0.25, 4.0, value=1.0, step=0.05, label="Speed", elem_id="speed")
             with gr.Accordion("Advanced", open=False, elem_id="advanced"):
-                instructions = gr.Textbox(label="Instructions (style; engines that support it)", visible=False,
-                                          elem_id="instructions")  # fmt: skip
+                instructions = gr.Textbox(
+                    label="Instructions (style; engines that support it)", visible=False, elem_id="instructions"
+                )
                 controls = {name: _control(spec, languages) for name, spec in params.items()}
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="gen-btn")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
         with gr.Column(scale=2):
-            audio = gr.Audio(label="Result", type="filepath", interactive=False, buttons=["download"],
-                             elem_id="tts-audio")  # fmt: skip
+            audio = gr.Audio(
+                label="Result", type="filepath", interactive=False, buttons=["download"], elem_id="tts-audio"
+            )
             info = gr.Textbox(label="Status", interactive=False, lines=2, elem_id="gen-info")
             with gr.Accordion("History", open=True):
                 history = gr.Dropdown(studio.history_choices(), label="Recent generations", elem_id="history-pick")
-                replay = gr.Audio(type="filepath", interactive=False, buttons=["download"], elem_id="history-audio",
-                                  label="Replay")  # fmt: skip
+                replay = gr.Audio(
+                    type="filepath", interactive=False, buttons=["download"], elem_id="history-audio", label="Replay"
+                )
                 forget = gr.Button("Delete from history", size="sm", elem_id="history-delete")
 
     names = list(controls)
@@ -82,13 +92,27 @@ def build(studio: Studio) -> dict[str, Any]:
 
     model.change(show_params, model, [instructions, *controls.values()], queue=False)
 
-    def run(text_: str, voice_: str, model_: str, fmt_: str, speed_: float, instructions_: str, *values: Any,
-            progress: gr.Progress = gr.Progress()) -> Generator[tuple[Any, str, Any], None, None]:  # noqa: B008  # fmt: skip
+    def run(
+        text_: str,
+        voice_: str,
+        model_: str,
+        fmt_: str,
+        speed_: float,
+        instructions_: str,
+        *values: Any,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects progress through this default)
+    ) -> Generator[tuple[Any, str, Any], None, None]:
         engine_id = studio.engine_of(model_)
         own = {p.name for p in studio.manager.info(engine_id).params} if engine_id else set()
         extra = {n: v for n, v in zip(names, values, strict=True) if n in own and v not in (None, "")}
-        order = SpeechOrder(model=model_ or "tts-1", input=text_ or "", voice=voice_ or "alloy",
-                            speed=float(speed_), instructions=instructions_ or None, extra=extra)  # fmt: skip
+        order = SpeechOrder(
+            model=model_ or "tts-1",
+            input=text_ or "",
+            voice=voice_ or "alloy",
+            speed=float(speed_),
+            instructions=instructions_ or None,
+            extra=extra,
+        )
         try:
             for step in render(studio.jobs, order, fmt_):
                 if isinstance(step, RenderProgress):
@@ -97,16 +121,21 @@ def build(studio: Studio) -> dict[str, Any]:
                 assert isinstance(step, Rendered)
                 entry = studio.history.add(step.audio, fmt_, text_, voice_, model_, step.seconds)
                 speedup = step.seconds / max(step.elapsed, 1e-6)
-                message = (f"{step.seconds:.1f} s of audio in {step.elapsed:.2f} s ({speedup:.0f}× real time) · "
-                           f"{step.engine_id} · {step.voice}")  # fmt: skip
+                message = (
+                    f"{step.seconds:.1f} s of audio in {step.elapsed:.2f} s ({speedup:.0f}× real time) · "
+                    f"{step.engine_id} · {step.voice}"
+                )
                 choices = studio.history_choices()
                 yield str(studio.history.path(entry.id)), message, gr.update(choices=choices, value=None)
         except Exception as exc:
             yield None, f"⚠ {error_text(exc)}", gr.update()
 
-    event = generate.click(run, [text, voice, model, fmt, speed, instructions, *controls.values()],
-                           [audio, info, history],
-                           api_name="generate")  # fmt: skip
+    event = generate.click(
+        run,
+        [text, voice, model, fmt, speed, instructions, *controls.values()],
+        [audio, info, history],
+        api_name="generate",
+    )
     cancel.click(None, cancels=[event])
 
     def pick(entry_id: str | None) -> Any:

@@ -39,16 +39,21 @@ def build(studio: Studio) -> None:
             status = f"Chat model: {chat.default_model or 'the upstream’s first'} at `{chat.base_url}`"
             gr.Markdown(status if chat.configured else NO_UPSTREAM, elem_id="talk-status")
             conversation = gr.Chatbot(label="Conversation", elem_id="talk-chat", height=360)
-            message = gr.Textbox(label="Message", lines=2, elem_id="talk-text",
-                                 placeholder="Say something…" if chat.configured else "Text to speak…")  # fmt: skip
+            message = gr.Textbox(
+                label="Message",
+                lines=2,
+                elem_id="talk-text",
+                placeholder="Say something…" if chat.configured else "Text to speak…",
+            )
             mic = gr.Audio(sources=["microphone"], type="filepath", label="Or speak", elem_id="talk-mic")
             with gr.Row():
                 send = gr.Button("Send" if chat.configured else "Speak this", variant="primary", elem_id="talk-send")
                 clear = gr.Button("New conversation", elem_id="talk-clear")
         with gr.Column(scale=2):
             voice = gr.Dropdown(studio.voice_choices(), value="alloy", label="Voice", elem_id="talk-voice")
-            reply_audio = gr.Audio(label="Reply", type="filepath", interactive=False, autoplay=True,
-                                   elem_id="talk-audio")  # fmt: skip
+            reply_audio = gr.Audio(
+                label="Reply", type="filepath", interactive=False, autoplay=True, elem_id="talk-audio"
+            )
             info = gr.Markdown("", elem_id="talk-info")
 
     async def talk(text: str, recording: str | None, voice_: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:

@@ -18,8 +18,7 @@ def _mapping_rows(studio: Studio) -> list[list[str]]:
     rows = []
     for entry in studio.voices.entries():
         if entry["kind"] == "openai":
-            names = [studio.voices.library.get(t).name if studio.voices.library.get(t) else t  # type: ignore[union-attr]
-                     for t in entry["maps_to"]]  # fmt: skip
+            names = [voice.name if (voice := studio.voices.library.get(t)) else t for t in entry["maps_to"]]
             rows.append([entry["id"], " → ".join(names) or "-", entry["mapping_source"]])
     return rows
 
@@ -28,16 +27,26 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
     with gr.Row():
         with gr.Column():
             gr.Markdown("### Add a voice\nUpload or record 5–30 s of clear speech. Trim it with the scissors.")
-            clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Reference audio",
-                            editable=True, elem_id="voice-audio")  # fmt: skip
+            clip = gr.Audio(
+                sources=["upload", "microphone"],
+                type="filepath",
+                label="Reference audio",
+                editable=True,
+                elem_id="voice-audio",
+            )
             name = gr.Textbox(label="Name", elem_id="voice-name")
-            language = gr.Dropdown(LANGUAGES, value="en", label="Language", allow_custom_value=True,
-                                   elem_id="voice-language")  # fmt: skip
-            transcript = gr.Textbox(label="Transcript (filled in automatically for English; edit freely)",
-                                    lines=3, elem_id="voice-transcript")  # fmt: skip
+            language = gr.Dropdown(
+                LANGUAGES, value="en", label="Language", allow_custom_value=True, elem_id="voice-language"
+            )
+            transcript = gr.Textbox(
+                label="Transcript (filled in automatically for English; edit freely)",
+                lines=3,
+                elem_id="voice-transcript",
+            )
             transcribe = gr.Button("Transcribe", size="sm", elem_id="voice-transcribe")
-            consent = gr.Checkbox(label="I am this speaker, or I have their consent to clone this voice.",
-                                  elem_id="voice-consent")  # fmt: skip
+            consent = gr.Checkbox(
+                label="I am this speaker, or I have their consent to clone this voice.", elem_id="voice-consent"
+            )
             save = gr.Button("Save voice", variant="primary", elem_id="voice-save")
             heard = gr.State("")  # Whisper's transcript, to tell an edited one from an automatic one
             status = gr.Textbox(label="Status", interactive=False, elem_id="voice-status")
@@ -59,8 +68,9 @@ def build(studio: Studio, speak: dict[str, Any]) -> dict[str, Any]:
             with gr.Row():
                 assign = gr.Button("Assign", elem_id="map-assign")
                 reset = gr.Button("Restore default", elem_id="map-reset")
-            table = gr.Dataframe(_mapping_rows(studio), headers=["name", "speaks with", "set by"],
-                                 interactive=False, elem_id="map-table")  # fmt: skip
+            table = gr.Dataframe(
+                _mapping_rows(studio), headers=["name", "speaks with", "set by"], interactive=False, elem_id="map-table"
+            )
 
     def refreshed(*selected: str | None) -> tuple[Any, ...]:
         """New choices for every voice list (and the library selection, when one is given)."""

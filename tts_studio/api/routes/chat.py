@@ -17,12 +17,23 @@ router = APIRouter()
 _OPENAPI = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {"type": "object", "required": ["model", "messages"],
-                    "description": "Passed unchanged to the chat upstream (chat_upstream)."}}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "messages"],
+                    "description": "Passed unchanged to the chat upstream (chat_upstream).",
+                }
+            }
+        },
     },
-    "responses": {"200": {"description": "The upstream's chat completion, or its SSE chunks with stream=true.",
-                          "content": {"application/json": {}, "text/event-stream": {}}}},
-}  # fmt: skip
+    "responses": {
+        "200": {
+            "description": "The upstream's chat completion, or its SSE chunks with stream=true.",
+            "content": {"application/json": {}, "text/event-stream": {}},
+        }
+    },
+}
 
 
 async def _relay(first: bytes, parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -52,5 +63,6 @@ async def chat_completions(request: Request, chat: ChatDep, settings: SettingsDe
         raise
     media_type = upstream.headers.get("content-type", "text/event-stream")
     # a client gone before the body starts still closes the upstream connection (on_close runs once)
-    return ClosingStreamingResponse(_relay(first, parts), stack.aclose, settings.client_stall_seconds,
-                                    media_type=media_type, headers=SSE_HEADERS)  # fmt: skip
+    return ClosingStreamingResponse(
+        _relay(first, parts), stack.aclose, settings.client_stall_seconds, media_type=media_type, headers=SSE_HEADERS
+    )

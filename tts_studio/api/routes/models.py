@@ -27,14 +27,35 @@ def model_entries(speech: SpeechService) -> list[dict[str, Any]]:
             entries.append(_alias(model_id, engine_id))
             continue
         info = speech.manager.info(engine_id)
-        entries.append({"id": engine_id, "object": "model", "created": CREATED, "owned_by": "tts-studio",
-                        "engine": engine_id, "name": info.name, "description": info.description,
-                        "sample_rate": info.sample_rate, "languages": list(info.languages),
-                        "voices": list(info.voices), "streaming": info.streaming, "cloning": info.cloning,
-                        "instructions": info.instructions, "speed_range": info.speed_range, "gpu": info.gpu,
-                        "parameters": {p.name: {"type": p.kind.__name__, "default": p.default, "minimum": p.minimum,
-                                                "maximum": p.maximum, "description": p.description}
-                                       for p in info.params}})  # fmt: skip
+        entries.append(
+            {
+                "id": engine_id,
+                "object": "model",
+                "created": CREATED,
+                "owned_by": "tts-studio",
+                "engine": engine_id,
+                "name": info.name,
+                "description": info.description,
+                "sample_rate": info.sample_rate,
+                "languages": list(info.languages),
+                "voices": list(info.voices),
+                "streaming": info.streaming,
+                "cloning": info.cloning,
+                "instructions": info.instructions,
+                "speed_range": info.speed_range,
+                "gpu": info.gpu,
+                "parameters": {
+                    p.name: {
+                        "type": p.kind.__name__,
+                        "default": p.default,
+                        "minimum": p.minimum,
+                        "maximum": p.maximum,
+                        "description": p.description,
+                    }
+                    for p in info.params
+                },
+            }
+        )
     return entries
 
 

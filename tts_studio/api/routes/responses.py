@@ -105,17 +105,30 @@ def _is_tts_model(speech: SpeechService, model: str) -> bool:
 
 def _response(rid: str, body: ResponsesBody, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
     item = {"type": "message", "id": f"msg_{rid[5:]}", "role": "assistant", "status": status, "content": content}
-    return {"id": rid, "object": "response", "created_at": int(time.time()), "model": body.model, "status": status,
-            "output": [item] if content or status != "in_progress" else [], "instructions": body.instructions,
-            "parallel_tool_calls": False, "tool_choice": "none", "tools": [], "metadata": {}, "error": None,
-            "incomplete_details": None, "usage": None}  # fmt: skip
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": int(time.time()),
+        "model": body.model,
+        "status": status,
+        "output": [item] if content or status != "in_progress" else [],
+        "instructions": body.instructions,
+        "parallel_tool_calls": False,
+        "tool_choice": "none",
+        "tools": [],
+        "metadata": {},
+        "error": None,
+        "incomplete_details": None,
+        "usage": None,
+    }
 
 
 class _Turn:
     """What one request asks for: the text source, whether it is spoken, and how."""
 
-    def __init__(self, body: ResponsesBody, speech: SpeechService, chat: ChatUpstream, talk_model: str,
-                 limit: int) -> None:  # fmt: skip
+    def __init__(
+        self, body: ResponsesBody, speech: SpeechService, chat: ChatUpstream, talk_model: str, limit: int
+    ) -> None:
         _check_supported(body)
         turns = _turns(body)
         self.body = body
@@ -137,8 +150,11 @@ class _Turn:
             if not text.strip():
                 raise InvalidRequest("'input' has no text to speak.", param="input", code="empty_string")
             if len(text) > limit:
-                raise InvalidRequest(f"'input' is {len(text)} characters long; the limit is {limit}.",
-                                     param="input", code="string_above_max_length")  # fmt: skip
+                raise InvalidRequest(
+                    f"'input' is {len(text)} characters long; the limit is {limit}.",
+                    param="input",
+                    code="string_above_max_length",
+                )
         else:
             self.order = SpeechOrder(model=talk_model, input="", voice=voice)
             self.source = chat.reply(llm_messages(body.instructions, turns), body.model, body.max_output_tokens)
@@ -177,8 +193,13 @@ async def create_response(request: Request, speech: SpeechDep, chat: ChatDep, se
         if not body.stream:
             await _close(reply, events)
     content = _events(rid, body, reply, first, events)
-    return ClosingStreamingResponse(content, partial(_close, reply, events), settings.client_stall_seconds,
-                                    media_type="text/event-stream", headers=SSE_HEADERS)  # fmt: skip
+    return ClosingStreamingResponse(
+        content,
+        partial(_close, reply, events),
+        settings.client_stall_seconds,
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
 
 
 async def _rest(events: AsyncIterator[Transcript | Audio]) -> list[Transcript | Audio]:

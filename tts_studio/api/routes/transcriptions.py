@@ -44,14 +44,27 @@ def subtitles(transcript: Transcript, kind: str) -> str:
 
 def _verbose(transcript: Transcript, words: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "task": "transcribe", "language": "english" if transcript.language == "en" else transcript.language,
-        "duration": transcript.duration, "text": transcript.text,
-        "segments": [{"id": s.id, "seek": 0, "start": s.start, "end": s.end, "text": s.text,
-                      "tokens": list(s.tokens), "temperature": s.temperature, "avg_logprob": s.avg_logprob,
-                      "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob}
-                     for s in transcript.segments],
+        "task": "transcribe",
+        "language": "english" if transcript.language == "en" else transcript.language,
+        "duration": transcript.duration,
+        "text": transcript.text,
+        "segments": [
+            {
+                "id": s.id,
+                "seek": 0,
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "tokens": list(s.tokens),
+                "temperature": s.temperature,
+                "avg_logprob": s.avg_logprob,
+                "compression_ratio": s.compression_ratio,
+                "no_speech_prob": s.no_speech_prob,
+            }
+            for s in transcript.segments
+        ],
         "usage": {"type": "duration", "seconds": max(1, round(transcript.duration))},
-    }  # fmt: skip
+    }
     if words:
         body["words"] = list(transcript.words)
     return body
@@ -71,8 +84,11 @@ def text_deltas(transcript: Transcript) -> list[str]:
 def _events(transcript: Transcript) -> Iterator[bytes]:
     for delta in text_deltas(transcript):
         yield b"data: " + json.dumps({"type": "transcript.text.delta", "delta": delta}).encode() + b"\n\n"
-    done = {"type": "transcript.text.done", "text": transcript.text,
-            "usage": {"type": "duration", "seconds": max(1, round(transcript.duration))}}  # fmt: skip
+    done = {
+        "type": "transcript.text.done",
+        "text": transcript.text,
+        "usage": {"type": "duration", "seconds": max(1, round(transcript.duration))},
+    }
     yield b"data: " + json.dumps(done).encode() + b"\n\n"
 
 
