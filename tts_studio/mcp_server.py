@@ -48,26 +48,16 @@ def build_mcp(services: Services) -> MCPServer:
         if format not in FORMATS:
             raise ToolError(f"'format' must be one of {', '.join(FORMATS)}.")
         try:  # one admitted speech job, as HTTP and Wyoming; a caller gone mid-way frees it at once
-            job = services.jobs.admit()
-            try:
-                plan = await job.plan(SpeechOrder(model, text, voice))
-                job.start([plan], format)
-                parts = []
-                while (part := await job.anext()) is not None:
-                    parts.append(part)
-            finally:
-                await job.aclose()
+            data, job = await services.jobs.speak_all(SpeechOrder(model, text, voice), format)
         except StudioError as exc:
             raise ToolError(exc.message) from None
-        data, seconds = b"".join(parts), job.progress.audio_seconds
+        seconds = job.progress.audio_seconds
         folder = services.settings.data_dir / "mcp"
         path = folder / f"speech-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.{FORMATS[format].extension}"
         await anyio.to_thread.run_sync(lambda: atomic_write_bytes(path, data))
         return [
             AudioContent(type="audio", data=base64.b64encode(data).decode("ascii"), mime_type=FORMATS[format].mime),
-            TextContent(
-                type="text", text=f"{seconds:.1f} s of speech ({plan.engine_id}, {plan.voice.name}); saved to {path}"
-            ),
+            TextContent(type="text", text=f"{seconds:.1f} s of speech ({job.engine_id}, {job.voice}); saved to {path}"),
         ]
 
     @server.tool(description="Transcribe English speech: audio as base64 (wav, mp3, flac, ogg, m4a, webm).")

@@ -44,6 +44,7 @@ class SpeechJob:
         self.priority = priority
         self.progress = Progress()
         self.engine_id: str | None = None
+        self.voice: str | None = None
         self._slots = slots
         self._stop = threading.Event()
         self._step = threading.Lock()  # held by the one driver for each step; close() waits for it
@@ -69,7 +70,7 @@ class SpeechJob:
         """Set the pipeline up (nothing runs until the first step)."""
         if self._audio is not None:
             raise RuntimeError("a speech job starts once")
-        self.engine_id = plans[0].engine_id
+        self.engine_id, self.voice = plans[0].engine_id, plans[0].voice.name
         self._pcm = fmt == "pcm"
         self._audio = speak(
             self.speech.manager,
@@ -185,20 +186,15 @@ class SpeechJobs:
         self.slots.take()
         return SpeechJob(self.speech, self.slots, priority)
 
-    def render(self, plans: Sequence[SpeechPlan], fmt: str, priority: Priority = Priority.INTERACTIVE) -> bytes:
-        """All of `plans` as one encoded file (blocking): for callers that need the whole audio."""
-        with self.admit(priority) as job:
-            job.start(plans, fmt)
-            return b"".join(job)
-
-    async def arender(self, plans: Sequence[SpeechPlan], fmt: str) -> tuple[bytes, Progress]:
-        """`render` for the event loop: a caller cancelled mid-way frees everything at once."""
+    async def speak_all(self, order: SpeechOrder, fmt: str) -> tuple[bytes, SpeechJob]:
+        """All of `order` as one encoded file, for callers that need the whole audio (MCP): admitted first,
+        planned off the loop; a caller cancelled mid-way frees everything at once."""
         job = self.admit()
         try:
-            job.start(plans, fmt)
+            job.start([await job.plan(order)], fmt)
             parts = []
             while (data := await job.anext()) is not None:
                 parts.append(data)
-            return b"".join(parts), job.progress
+            return b"".join(parts), job
         finally:
             await job.aclose()
