@@ -107,8 +107,10 @@ class SpeechJob:
             except JobCancelled:
                 self._finished = True
                 return None
-            except BaseException:
+            except Exception:
                 self._finished = True
+                if self._stop.is_set():
+                    return None  # whatever a cancelled pipeline raised on its way out (a cancelled feed)
                 raise
 
     def __iter__(self) -> Iterator[bytes]:

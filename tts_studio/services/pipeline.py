@@ -203,6 +203,8 @@ class Prefetched(Generic[T]):
             try:
                 kind, value = self._items.get(timeout=0.05)
             except queue.Empty:
+                if self._cancel.is_set():
+                    continue  # reported as JobCancelled at the top of the loop
                 if self._finished.is_set() and self._items.empty():
                     self._done = True
                     raise self._outcome[0] if self._outcome else RuntimeError("synthesis ended early") from None
