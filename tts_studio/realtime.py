@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import anyio
-import numpy as np
 
-from tts_studio.audio.decode import DecodedAudio
+from tts_studio.audio.decode import DecodedAudio, pcm16_to_float
 from tts_studio.errors import StudioError
 from tts_studio.services.conversation import Audio, SpokenReply, fixed_text, llm_messages
 from tts_studio.services.speech import SpeechOrder
@@ -311,7 +310,7 @@ class RealtimeSession:
         item_id = new_id("item")
         previous = self.items[-1].id if self.items else None
         await self.send({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
-        samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+        samples = pcm16_to_float(data)
         audio = DecodedAudio(samples, RATE, "pcm")
         services = self.services
         with services.transcription_slots.held():

@@ -31,10 +31,10 @@ from wyoming.server import AsyncEventHandler, AsyncTcpServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from tts_studio import __version__
-from tts_studio.audio.decode import DecodedAudio
+from tts_studio.audio.decode import DecodedAudio, pcm16_to_float
 from tts_studio.audio.dsp import OUTPUT_RATE
 from tts_studio.errors import InvalidRequest, PayloadTooLarge, StudioError
-from tts_studio.services.job import SpeechJob, pcm16_to_float
+from tts_studio.services.job import SpeechJob
 from tts_studio.services.speech import SpeechOrder
 from tts_studio.services.transcription import Transcript as StudioTranscript
 from tts_studio.studio import Services

@@ -14,6 +14,11 @@ from tts_studio.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaT
 MAX_RATE = 48000  # references are kept at their own rate, capped here
 
 
+def pcm16_to_float(data: bytes) -> np.ndarray:
+    """The one PCM converter: little-endian 16-bit samples to float32 in [-1, 1) (an odd last byte dropped)."""
+    return np.frombuffer(data[: len(data) // 2 * 2], "<i2").astype(np.float32) / 32768.0
+
+
 @dataclass(frozen=True)
 class DecodedAudio:
     samples: Audio  # mono float32

@@ -1,7 +1,8 @@
 """Render jobs: background work on the shared manager (interactive requests go first). One project at a time;
 within it, synthesis of the next line overlaps with Whisper verifying the last. Takes that fail
-verification are regenerated with a new seed up to `project_max_tries`, then flagged for review. Takes are
-stored atomically as they finish, so a restart resumes where it stopped."""
+verification are regenerated with a new seed up to `project_max_tries`, then flagged for review. A line with
+pauses inside is synthesised part by part and stays one take: the parts with the silences between them. Takes
+are stored atomically as they finish, so a restart resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -15,16 +16,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from tts_studio.audio.decode import pcm16_to_float
 from tts_studio.config import Settings
 from tts_studio.engines.scheduler import Priority
 from tts_studio.errors import NotFound, StudioError
 from tts_studio.projects.dictionary import GlobalDictionary
-from tts_studio.projects.script import Line, strip_tags
-from tts_studio.projects.store import Project, ProjectStore, Take
-from tts_studio.projects.verify import batch_seconds, failed, hear_batch, trim
-from tts_studio.services.job import SpeechJobs, pcm16_to_float
+from tts_studio.projects.script import Line, Part, strip_tags
+from tts_studio.projects.store import RATE, Project, ProjectStore, RenderStats, Take
+from tts_studio.projects.verify import LineAudio, batch_seconds, failed, hear_batch
+from tts_studio.services.job import SpeechJobs
 from tts_studio.services.speech import SpeechOrder
 from tts_studio.services.transcription import Transcriber
 
@@ -54,11 +54,11 @@ class Job:
 @dataclass
 class _Work:
     line: Line
-    spoken: str
+    parts: list[Part]  # what the engine is asked to say, with the pauses inside the line
     key: str
     voice: str
     attempt: int = 0
-    samples: np.ndarray | None = None
+    audio: LineAudio | None = None
     language: str = "en"
 
 
@@ -87,7 +87,7 @@ class ProjectRenderer:
     def start(self) -> None:
         """Start the worker and resume the projects a stop interrupted (their finished takes are kept)."""
         for project in self.store.all():
-            if project.data["status"] in ("queued", "rendering"):
+            if project.data.status in ("queued", "rendering"):
                 self.submit(project.id)
         self._ensure_worker()
 
@@ -122,7 +122,7 @@ class ProjectRenderer:
                     del self._jobs[project_id]
             self._bump()
         project = self.store.get(project_id)
-        if project.data["status"] in ("queued", "rendering"):
+        if project.data.status in ("queued", "rendering"):
             project = self.store.update(project_id, status="cancelled")
         return project
 
@@ -189,13 +189,15 @@ class ProjectRenderer:
                 self._bump()
 
     def _record(self, job: Job, status: str, error: str | None) -> None:
-        stats = {"wall_seconds": round(time.monotonic() - job.started, 2) if job.started else 0.0,
-                 "synthesis_seconds": round(job.synthesis_seconds, 2),
-                 "verification_seconds": round(job.verification_seconds, 2),
-                 "verification_calls": job.verification_calls,
-                 "lines_rendered": job.done - job.done_at_start}  # fmt: skip
+        stats = RenderStats(
+            wall_seconds=round(time.monotonic() - job.started, 2) if job.started else 0.0,
+            synthesis_seconds=round(job.synthesis_seconds, 2),
+            verification_seconds=round(job.verification_seconds, 2),
+            verification_calls=job.verification_calls,
+            lines_rendered=job.done - job.done_at_start,
+        )
         try:
-            if status == "cancelled" and self.store.get(job.project_id).data["status"] == "cancelled":
+            if status == "cancelled" and self.store.get(job.project_id).data.status == "cancelled":
                 self.store.update(job.project_id, last_render=stats)
             else:
                 self.store.update(job.project_id, status=status, error=error, last_render=stats)
@@ -203,10 +205,10 @@ class ProjectRenderer:
             pass  # deleted meanwhile
 
     # -- one project ------------------------------------------------------------------------------------
-    def spoken_lines(self, project: Project) -> list[tuple[Line, str, str]]:
-        """(line, the text the engine is asked to say, its take key) for every line as the project stands:
-        dictionaries applied, tags the engine cannot speak removed."""
-        engine_id, _ = self.speech.resolve_model(project.data["model"])
+    def spoken_lines(self, project: Project) -> list[tuple[Line, list[Part], str]]:
+        """(line, what the engine is asked to say part by part, its take key) for every line as the project
+        stands: dictionaries applied, tags the engine cannot speak removed."""
+        engine_id, _ = self.speech.resolve_model(project.data.model)
         keep = self.speech.manager.info(engine_id).tags
         global_entries = self.dictionary.entries()
         spoken = [(line, project.spoken(line, global_entries, keep)) for line in project.lines()]
@@ -235,8 +237,12 @@ class ProjectRenderer:
         checked: queue.Queue[_Work | None] = queue.Queue(maxsize=AHEAD)
         retry: deque[_Work] = deque()
         settled = threading.Condition()  # the verifier took a decision (kept a take or asked for a retry)
-        verifier = threading.Thread(target=self._verify_loop, args=(project, job, checked, retry, settled),
-                                    daemon=True, name=f"verify-{job.project_id}")  # fmt: skip
+        verifier = threading.Thread(
+            target=self._verify_loop,
+            args=(project, job, checked, retry, settled),
+            daemon=True,
+            name=f"verify-{job.project_id}",
+        )
         verifier.start()
         try:
             while not job.cancel.is_set():
@@ -250,33 +256,43 @@ class ProjectRenderer:
                     job.active.add(work.line.id)
                     self._bump()
                 began = time.monotonic()
-                work.samples = self._synthesize(project, work, job)
+                work.audio = self._synthesize(project, work, job)
                 job.synthesis_seconds += time.monotonic() - began
-                if work.samples is None:
+                if work.audio is None:
                     break
                 checked.put(work)
         finally:
             checked.put(None)
             verifier.join()
 
-    def _synthesize(self, project: Project, work: _Work, job: Job) -> np.ndarray | None:
+    def _synthesize(self, project: Project, work: _Work, job: Job) -> LineAudio | None:
+        """The line's audio, part by part (None once cancelled)."""
         extra: dict[str, Any] = {}
         if work.attempt:
             extra["seed"] = (int(work.key[:8], 16) + work.attempt) % 2**32
-        order = SpeechOrder(model=project.data["model"], input=work.spoken, voice=work.voice, extra=extra)
-        plan = self.speech.plan(order)
-        work.language = plan.language
-        parts = []
-        with self.jobs.admit(Priority.BACKGROUND) as speech:  # the one speech job, behind interactive work
-            speech.start([plan], "pcm")
-            for data in speech:
-                if job.cancel.is_set():
-                    return None  # closing the job stops synthesis within one piece
-                parts.append(data)
-        return pcm16_to_float(b"".join(parts))
+        pieces = []
+        for part in work.parts:
+            order = SpeechOrder(model=project.data.model, input=part.text, voice=work.voice, extra=extra)
+            plan = self.speech.plan(order)
+            work.language = plan.language
+            data = []
+            with self.jobs.admit(Priority.BACKGROUND) as speech:  # the one speech job, behind interactive work
+                speech.start([plan], "pcm", sample_rate=RATE)
+                for piece in speech:
+                    if job.cancel.is_set():
+                        return None  # closing the job stops synthesis within one piece
+                    data.append(piece)
+            pieces.append(pcm16_to_float(b"".join(data)))
+        return LineAudio(pieces, [part.pause_after for part in work.parts])
 
-    def _verify_loop(self, project: Project, job: Job, checked: queue.Queue[_Work | None], retry: deque[_Work],
-                     settled: threading.Condition) -> None:  # fmt: skip
+    def _verify_loop(
+        self,
+        project: Project,
+        job: Job,
+        checked: queue.Queue[_Work | None],
+        retry: deque[_Work],
+        settled: threading.Condition,
+    ) -> None:
         """Check takes until the None that ends the job (cancelled: skip them, but keep draining). Takes
         waiting together are checked together, up to one Whisper window (it pads every call to 30 s)."""
         ended, carry = False, None
@@ -296,7 +312,7 @@ class ProjectRenderer:
                 if item is None:
                     ended = True
                     break
-                lengths = [len(w.samples) for w in [*batch, item] if w.samples is not None]
+                lengths = [len(w.audio.heard) for w in [*batch, item] if w.audio is not None]
                 if batch and batch_seconds(lengths) > BATCH_SECONDS:
                     carry = item  # it opens the next batch: one call stays within one Whisper window
                     break
@@ -314,8 +330,9 @@ class ProjectRenderer:
                         checked.task_done()
                     settled.notify_all()
 
-    def _settle(self, project: Project, job: Job, batch: list[_Work], takes: list[Take | None],
-                retry: deque[_Work]) -> None:  # fmt: skip
+    def _settle(
+        self, project: Project, job: Job, batch: list[_Work], takes: list[Take | None], retry: deque[_Work]
+    ) -> None:
         for work, take in zip(batch, takes, strict=True):
             if take is None:
                 work.attempt += 1
@@ -333,25 +350,27 @@ class ProjectRenderer:
 
     def _check(self, batch: list[_Work]) -> list[Take | None]:
         """For each take: the take to keep, or None to try again with a new seed."""
-        english = [w for w in batch if w.language.startswith("en")]
-        expected = {id(w): strip_tags(w.spoken) for w in batch}  # a tag is a sound, not words to hear
-        results = hear_batch(self.transcriber, [(w.samples, expected[id(w)]) for w in english if w.samples is not None])
+        english = [w for w in batch if w.language.startswith("en") and w.audio is not None]
+        # the words of the whole line (a tag is a sound, not words to hear)
+        expected = {id(w): " ".join(strip_tags(part.text) for part in w.parts) for w in batch}
+        results = hear_batch(self.transcriber, [(w.audio.heard, expected[id(w)]) for w in english if w.audio])
         heard = {id(w): result for w, result in zip(english, results, strict=True)}
         takes: list[Take | None] = []
         for work in batch:
-            assert work.samples is not None
+            assert work.audio is not None
             tries = work.attempt + 1
             if id(work) not in heard:
-                samples, _ = trim(work.samples, [])
+                samples, _, parts = work.audio.take([])
                 note = f"Not verified: Whisper tiny.en checks English only (voice language '{work.language}')."
-                takes.append(Take(work.key, samples, "", None, tries, False, [], note=note))
+                takes.append(Take(work.key, samples, "", None, tries, False, [], note=note, parts=parts))
                 continue
             result = heard[id(work)]
             bad = failed(expected[id(work)], result.wer, self.settings.project_wer_threshold)
             if bad and tries < self.settings.project_max_tries:
                 takes.append(None)
                 continue
-            samples, words = trim(work.samples, result.words)
+            samples, words, parts = work.audio.take(result.words)
             note = f"Whisper heard '{result.transcript}' after {tries} tries." if bad else ""
-            takes.append(Take(work.key, samples, result.transcript, round(result.wer, 4), tries, bad, words, note))
+            wer = round(result.wer, 4)
+            takes.append(Take(work.key, samples, result.transcript, wer, tries, bad, words, note, parts=parts))
         return takes

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Generator, Iterator, Sequence
 
 import anyio
-import numpy as np
 
 from tts_studio.engines.scheduler import Priority
 from tts_studio.services.admission import RequestSlots
@@ -28,12 +27,7 @@ from tts_studio.services.plan import SpeechOrder, SpeechPlan
 from tts_studio.services.speech import SpeechService
 from tts_studio.services.text_feed import TextFeed
 
-__all__ = ["JobCancelled", "SpeechJob", "SpeechJobs", "pcm16_to_float"]
-
-
-def pcm16_to_float(data: bytes) -> np.ndarray:
-    """The one PCM converter: little-endian 16-bit samples to float32 in [-1, 1)."""
-    return np.frombuffer(data[: len(data) // 2 * 2], "<i2").astype(np.float32) / 32768.0
+__all__ = ["JobCancelled", "SpeechJob", "SpeechJobs"]
 
 
 class SpeechJob:
