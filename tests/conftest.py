@@ -1,4 +1,10 @@
-"""Shared fixtures: settings in temp dirs, live servers on 127.0.0.1, the OpenAI SDK, Whisper."""
+"""Shared fixtures: settings in temp dirs, the studio in-process and on live servers, the OpenAI SDK, Whisper.
+
+Two tiers serve the routes. The in-process tier (`app_client`, `sdk`, `app_factory`) runs `create_app(settings)`
+under Starlette's TestClient: the lifespan runs, no socket is opened. It is for every test that speaks only
+HTTP requests and the SDK. The real-server tier (`server`, `client`, `live_server`) runs uvicorn on 127.0.0.1
+for what needs a socket: client hang-ups, raw sockets, keep-alive connections, first bytes before synthesis
+ends, WebSockets, browsers, subprocesses and the JS SDK."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import av
 import httpx
@@ -19,6 +26,8 @@ import numpy as np
 import pytest
 import uvicorn
 from openai import OpenAI
+from starlette.testclient import TestClient
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tts_studio.app import create_app
 from tts_studio.config import Settings
@@ -131,11 +140,102 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         live.stop()
 
 
-def wait_until_idle(live: LiveServer, timeout: float = 10.0) -> dict[str, Any]:
+# The browser guard answers loopback Host names only: TestClient's default `testserver` would get a 403.
+IN_PROCESS_URL = "http://localhost"
+
+
+def _path_decoded_once(app: ASGIApp) -> ASGIApp:
+    """TestClient decodes the path twice (`%2500` would reach the app as a NUL); uvicorn decodes it once."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["path"] = unquote(scope["raw_path"].decode("ascii"))
+        await app(scope, receive, send)
+
+    return asgi
+
+
+class InProcess(TestClient):
+    """`create_app(settings)` served in-process by Starlette's TestClient (an `httpx.Client`), on a loopback
+    Host. Entered (`with`), it runs the app's lifespan; relative URLs resolve against IN_PROCESS_URL.
+    Like `httpx`, it does not follow redirects; an exception escaping the app fails the test."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(_path_decoded_once(app), base_url=IN_PROCESS_URL, follow_redirects=False)
+        self.app = app  # `.app.state` as on a LiveServer; the lifespan goes to the app itself
+
+    def sdk(self, api_key: str = "sk-local", **kwargs: Any) -> OpenAI:
+        """The official OpenAI SDK over this client; no retries unless asked (they would hide failures)."""
+        kwargs.setdefault("max_retries", 0)
+        return OpenAI(base_url=f"{IN_PROCESS_URL}/v1", api_key=api_key, http_client=self, **kwargs)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Run the lifespan's shutdown; a second call does nothing. Shutdown waits for requests still in
+        flight on other threads: one stuck there fails here after `timeout` s instead of hanging the run."""
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.__exit__(None, None, None)
+            except BaseException as exc:  # re-raised on the caller's thread below
+                errors.append(exc)
+
+        stopper = threading.Thread(target=run, name="in-process-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout)
+        if stopper.is_alive():
+            raise RuntimeError(f"the in-process studio did not stop within {timeout} s: a request is still running")
+        if errors:
+            raise errors[0]
+
+
+def start_in_process(settings: Settings, registry: Mapping[str, EngineSpec] | None = None) -> InProcess:
+    studio = InProcess(create_app(settings, registry))
+    studio.__enter__()
+    return studio
+
+
+@pytest.fixture(scope="session")
+def app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    """The default studio (embedded engine) in-process, shared by the tests that do not change settings."""
+    studio = start_in_process(make_settings(tmp_path_factory.mktemp("in-process")))
+    yield studio
+    studio.stop()
+
+
+@pytest.fixture
+def sdk(app_client: InProcess) -> OpenAI:
+    """The OpenAI SDK over `app_client`."""
+    return app_client.sdk()
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path) -> Iterator[Callable[..., InProcess]]:
+    """An in-process studio with custom settings (and optionally a custom registry); stopped after the test."""
+    made: list[InProcess] = []
+
+    def make(registry: Mapping[str, EngineSpec] | None = None, **overrides: Any) -> InProcess:
+        studio = start_in_process(make_settings(tmp_path, **overrides), registry)
+        made.append(studio)
+        return studio
+
+    yield make
+    failures: list[Exception] = []
+    for studio in made:  # every one is stopped, even after one fails to
+        try:
+            studio.stop()
+        except Exception as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+def wait_until_idle(live: LiveServer | InProcess, timeout: float = 10.0) -> dict[str, Any]:
     """Poll /health until no request is in flight and no engine is leased; returns the last health."""
     deadline = time.monotonic() + timeout
     while True:
-        health: dict[str, Any] = httpx.get(f"{live.url}/health").json()
+        response = live.get("/health") if isinstance(live, InProcess) else httpx.get(f"{live.url}/health")
+        health: dict[str, Any] = response.json()
         busy = health["active_requests"] or any(e["in_use"] for e in health["engines"].values())
         if not busy or time.monotonic() > deadline:
             return health

@@ -6,13 +6,12 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import numpy as np
 import openai
 import pytest
 from openai import OpenAI
 
-from tests.conftest import LiveServer, wait_until_idle
+from tests.conftest import InProcess, wait_until_idle
 from tts_studio.config import Settings
 from tts_studio.engines.base import AudioChunk, EngineInfo, SynthesisRequest, TTSEngine
 from tts_studio.engines.registry import EngineSpec, default_registry
@@ -54,22 +53,22 @@ def speak(client: OpenAI, **overrides: Any) -> Any:
         ({"extra_body": {"seed": -1}}, "seed", "invalid_value"),
     ],
 )
-def test_bad_speech_requests_are_400(client: OpenAI, overrides: dict[str, Any], param: str, code: str) -> None:
+def test_bad_speech_requests_are_400(sdk: OpenAI, overrides: dict[str, Any], param: str, code: str) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        speak(client, **overrides)
+        speak(sdk, **overrides)
     assert info.value.status_code == 400
     assert info.value.code == code
     assert info.value.param == param
     assert_envelope(info.value.response.json(), code, param)
 
 
-def test_input_limit_counts_characters_not_bytes(client: OpenAI) -> None:
-    assert speak(client, input="é" * 4096, response_format="pcm").content  # 8192 bytes of UTF-8
+def test_input_limit_counts_characters_not_bytes(sdk: OpenAI) -> None:
+    assert speak(sdk, input="é" * 4096, response_format="pcm").content  # 8192 bytes of UTF-8
 
 
-def test_unknown_model_is_404(client: OpenAI) -> None:
+def test_unknown_model_is_404(sdk: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
-        speak(client, model="tts-9")
+        speak(sdk, model="tts-9")
     assert info.value.code == "model_not_found"
     assert_envelope(info.value.response.json(), "model_not_found", "model")
 
@@ -87,88 +86,83 @@ def test_unknown_model_is_404(client: OpenAI) -> None:
         (b'{"model": "tts-1", "input": "hi", "voice": "alloy", "speed": "fast"}', "invalid_value"),
     ],
 )
-def test_malformed_bodies_are_400_not_422(server: LiveServer, content: bytes, code: str) -> None:
-    response = httpx.post(
-        f"{server.base_url}/audio/speech", content=content, headers={"content-type": "application/json"}
-    )
+def test_malformed_bodies_are_400_not_422(app_client: InProcess, content: bytes, code: str) -> None:
+    response = app_client.post("/v1/audio/speech", content=content, headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/json"
     assert_envelope(response.json(), code)
 
 
-def test_non_json_body_is_415(server: LiveServer) -> None:
-    response = httpx.post(f"{server.base_url}/audio/speech", data={"model": "tts-1"})
+def test_non_json_body_is_415(app_client: InProcess) -> None:
+    response = app_client.post("/v1/audio/speech", data={"model": "tts-1"})
     assert response.status_code == 415
     assert_envelope(response.json(), "unsupported_media_type")
 
 
-def test_oversized_body_is_413(live_server: Callable[..., LiveServer]) -> None:
-    live = live_server(max_body_bytes=2048)
+def test_oversized_body_is_413(app_factory: Callable[..., InProcess]) -> None:
+    studio = app_factory(max_body_bytes=2048)
     with pytest.raises(openai.APIStatusError) as info:
-        speak(live.client(max_retries=0), input="word " * 800)
+        speak(studio.sdk(), input="word " * 800)
     assert info.value.status_code == 413
     assert_envelope(info.value.response.json(), "request_too_large")
 
 
-def test_custom_input_limit(live_server: Callable[..., LiveServer]) -> None:
-    client = live_server(max_input_chars=10).client(max_retries=0)
+def test_custom_input_limit(app_factory: Callable[..., InProcess]) -> None:
+    client = app_factory(max_input_chars=10).sdk()
     with pytest.raises(openai.BadRequestError) as info:
         speak(client, input="eleven char")
     assert info.value.code == "string_above_max_length"
 
 
-def test_unknown_route_and_method_are_enveloped(server: LiveServer) -> None:
-    missing = httpx.get(f"{server.url}/v1/nothing")
+def test_unknown_route_and_method_are_enveloped(app_client: InProcess) -> None:
+    missing = app_client.get("/v1/nothing")
     assert missing.status_code == 404
     assert_envelope(missing.json(), "not_found")
-    wrong = httpx.get(f"{server.base_url}/audio/speech")
+    wrong = app_client.get("/v1/audio/speech")
     assert wrong.status_code == 405
     assert_envelope(wrong.json())
 
 
-def test_api_key_required_when_configured(live_server: Callable[..., LiveServer]) -> None:
-    live = live_server(api_key="s3cret")
+def test_api_key_required_when_configured(app_factory: Callable[..., InProcess]) -> None:
+    studio = app_factory(api_key="s3cret")
     with pytest.raises(openai.AuthenticationError) as info:
-        speak(live.client(api_key="wrong", max_retries=0))
+        speak(studio.sdk(api_key="wrong"))
     assert info.value.status_code == 401
     assert_envelope(info.value.response.json(), "invalid_api_key")
-    bare = httpx.get(f"{live.base_url}/models")
+    bare = studio.get("/v1/models")
     assert bare.status_code == 401
     assert_envelope(bare.json(), "invalid_api_key")
-    assert speak(live.client(api_key="s3cret"), response_format="wav").content[:4] == b"RIFF"
-    assert live.client(api_key="s3cret").models.list().data
-    assert httpx.get(f"{live.url}/health").status_code == 200  # health stays public
+    assert speak(studio.sdk(api_key="s3cret"), response_format="wav").content[:4] == b"RIFF"
+    assert studio.sdk(api_key="s3cret").models.list().data
+    assert studio.get("/health").status_code == 200  # health stays public
 
 
-def test_without_api_key_any_token_is_accepted(server: LiveServer) -> None:
-    assert server.client(api_key="anything-at-all").models.list().data
+def test_without_api_key_any_token_is_accepted(app_client: InProcess) -> None:
+    assert app_client.sdk(api_key="anything-at-all").models.list().data
 
 
-def test_too_many_requests_is_429_with_retry_after(live_server: Callable[..., LiveServer]) -> None:
-    live = live_server(max_active_requests=1)
+def test_too_many_requests_is_429_with_retry_after(app_factory: Callable[..., InProcess]) -> None:
+    studio = app_factory(max_active_requests=1)
     long_text = "A sentence that takes a little while to say out loud. " * 70
-    with (
-        httpx.Client(timeout=60) as http,
-        http.stream(
-            "POST",
-            f"{live.base_url}/audio/speech",
-            json={
-                "model": "tts-1",
-                "voice": "alloy",
-                "input": long_text,
-                "response_format": "pcm",
-                "speed": 0.25,
-            },
-        ) as busy,
-    ):
-        reading = busy.iter_bytes()  # keep a reference: a dropped iterator closes the connection
+    with studio.stream(
+        "POST",
+        "/v1/audio/speech",
+        json={
+            "model": "tts-1",
+            "voice": "alloy",
+            "input": long_text,
+            "response_format": "pcm",
+            "speed": 0.25,
+        },
+    ) as busy:
+        reading = busy.iter_bytes()  # keep a reference: a dropped iterator closes the response
         next(reading)  # the stream holds the only slot while it is being read
         with pytest.raises(openai.RateLimitError) as info:
-            speak(live.client(max_retries=0))
+            speak(studio.sdk())
         assert info.value.response.headers["retry-after"] == "1"
         assert_envelope(info.value.response.json(), "rate_limit_exceeded")
-    wait_until_idle(live)
-    assert speak(live.client(max_retries=0), response_format="wav").content  # slot released
+    wait_until_idle(studio)
+    assert speak(studio.sdk(), response_format="wav").content  # slot released
 
 
 class _BrokenEngine:
@@ -205,28 +199,27 @@ def _registry() -> dict[str, EngineSpec]:
     return registry
 
 
-def test_engine_crash_is_500_without_details(live_server: Callable[..., LiveServer]) -> None:
-    client = live_server(registry=_registry()).client(max_retries=0)
+def test_engine_crash_is_500_without_details(app_factory: Callable[..., InProcess]) -> None:
+    client = app_factory(registry=_registry()).sdk()
     with pytest.raises(openai.InternalServerError) as info:
         speak(client, model="broken")
     error = assert_envelope(info.value.response.json(), "internal_error")
     assert "secret" not in error["message"]
 
 
-def test_engine_crash_mid_sse_is_an_error_event(live_server: Callable[..., LiveServer]) -> None:
-    live = live_server(registry=_registry())
-    response = httpx.post(
-        f"{live.base_url}/audio/speech",
-        json={"model": "broken", "voice": "heart", "input": "Hi.", "stream_format": "sse"},
+def test_engine_crash_mid_sse_is_an_error_event(app_factory: Callable[..., InProcess]) -> None:
+    studio = app_factory(registry=_registry())
+    response = studio.post(
+        "/v1/audio/speech", json={"model": "broken", "voice": "heart", "input": "Hi.", "stream_format": "sse"}
     )
     assert response.status_code == 500  # the first event failed, so the status still says so
     assert_envelope(response.json(), "internal_error")
 
 
-def test_engine_crash_after_first_event_is_an_sse_error_event(live_server: Callable[..., LiveServer]) -> None:
-    live = live_server(registry=_registry())
-    response = httpx.post(
-        f"{live.base_url}/audio/speech",
+def test_engine_crash_after_first_event_is_an_sse_error_event(app_factory: Callable[..., InProcess]) -> None:
+    studio = app_factory(registry=_registry())
+    response = studio.post(
+        "/v1/audio/speech",
         json={
             "model": "broken",
             "voice": "heart",
@@ -240,24 +233,24 @@ def test_engine_crash_after_first_event_is_an_sse_error_event(live_server: Calla
     assert events[0]["type"] == "speech.audio.delta"
     error = assert_envelope(events[-1], "internal_error")
     assert "secret" not in error["message"]
-    assert wait_until_idle(live)["engines"]["broken"]["in_use"] == 0
+    assert wait_until_idle(studio)["engines"]["broken"]["in_use"] == 0
 
 
-def test_engine_not_installed_is_503_with_install_hint(live_server: Callable[..., LiveServer]) -> None:
-    live = live_server(registry=_registry())
+def test_engine_not_installed_is_503_with_install_hint(app_factory: Callable[..., InProcess]) -> None:
+    studio = app_factory(registry=_registry())
     with pytest.raises(openai.InternalServerError) as info:
-        speak(live.client(max_retries=0), model="missing")
+        speak(studio.sdk(), model="missing")
     assert info.value.status_code == 503
     error = assert_envelope(info.value.response.json(), "engine_unavailable")
     assert "pip install tts-studio[missing]" in error["message"]
-    health = httpx.get(f"{live.url}/health").json()
+    health = studio.get("/health").json()
     assert health["engines"]["missing"]["state"] == "error"
     assert health["engines"]["hibari"]["state"] in {"loaded", "unloaded"}
 
 
-def test_cors_preflight_allows_sdk_headers(server: LiveServer) -> None:
-    response = httpx.options(
-        f"{server.base_url}/audio/speech",
+def test_cors_preflight_allows_sdk_headers(app_client: InProcess) -> None:
+    response = app_client.options(
+        "/v1/audio/speech",
         headers={
             "Origin": "http://localhost:3000",
             "Access-Control-Request-Method": "POST",
@@ -269,12 +262,12 @@ def test_cors_preflight_allows_sdk_headers(server: LiveServer) -> None:
     for header in ("authorization", "content-type", "x-stainless-os", "x-stainless-retry-count"):
         assert header in allowed
     assert "POST" in response.headers["access-control-allow-methods"]
-    simple = httpx.get(f"{server.base_url}/models", headers={"Origin": "http://localhost:3000"})
+    simple = app_client.get("/v1/models", headers={"Origin": "http://localhost:3000"})
     assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
     assert simple.headers["x-request-id"]
 
 
-def test_foreign_origin_gets_no_cors_and_no_answer(server: LiveServer) -> None:
-    response = httpx.get(f"{server.base_url}/models", headers={"Origin": "http://evil.example"})
+def test_foreign_origin_gets_no_cors_and_no_answer(app_client: InProcess) -> None:
+    response = app_client.get("/v1/models", headers={"Origin": "http://evil.example"})
     assert response.status_code == 403 and "access-control-allow-origin" not in response.headers
     assert_envelope(response.json(), "origin_not_allowed")

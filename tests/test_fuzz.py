@@ -9,23 +9,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.cloning import cloning_registry
-from tests.conftest import LiveServer, make_settings, start_server
+from tests.conftest import InProcess, make_settings, start_in_process
 
 VOICES = Path(__file__).resolve().parents[1] / "voices"
 EXAMPLES = 60
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(make_settings(tmp_path_factory.mktemp("fuzz"), max_input_chars=300), cloning_registry())
-    yield live
-    live.stop()
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    studio = start_in_process(make_settings(tmp_path_factory.mktemp("fuzz"), max_input_chars=300), cloning_registry())
+    yield studio
+    studio.stop()
 
 
 def _operations() -> list[tuple[str, str, dict[str, Any]]]:
@@ -81,7 +80,7 @@ def _encode(value: Any) -> bytes:
 
 
 @pytest.mark.parametrize(("method", "path", "operation"), _operations(), ids=lambda v: v if isinstance(v, str) else "")
-def test_no_input_gives_a_5xx(fuzzed: LiveServer, method: str, path: str, operation: dict[str, Any]) -> None:
+def test_no_input_gives_a_5xx(fuzzed: InProcess, method: str, path: str, operation: dict[str, Any]) -> None:
     content = operation.get("requestBody", {}).get("content", {})
     json_schema = content.get("application/json", {}).get("schema")
     form_schema = content.get("multipart/form-data", {}).get("schema")
@@ -100,22 +99,14 @@ def test_no_input_gives_a_5xx(fuzzed: LiveServer, method: str, path: str, operat
         target = path
         for name in [part[1:-1] for part in path.split("/") if part.startswith("{")]:
             target = target.replace(f"{{{name}}}", quote(segment.encode("utf-8", "surrogatepass"), safe="") or "x")
-        url = f"{fuzzed.url}{target}"
         params = {k: v.encode("utf-8", "replace").decode() for k, v in query.items()}
         if form_schema is not None and not raw:
             fields = {k: v.encode("utf-8", "replace").decode() for k, v in form.items() if k != "audio_sample"}
             files = {"audio_sample" if "audio_sample" in form_schema["properties"] else "file": ("a.flac", clip)}
-            response = httpx.request(
-                method, url, params=params, data=fields, files=files if with_file else None, timeout=60
-            )
+            response = fuzzed.request(method, target, params=params, data=fields, files=files if with_file else None)
         else:
-            response = httpx.request(
-                method,
-                url,
-                params=params,
-                content=_encode(body),
-                headers={"Content-Type": "application/json"},
-                timeout=60,
+            response = fuzzed.request(
+                method, target, params=params, content=_encode(body), headers={"Content-Type": "application/json"}
             )
         # the one documented 5xx: chat routes on a studio without a chat upstream answer 503 saying what to set
         unconfigured = response.status_code == 503 and "chat_upstream_not_configured" in response.text

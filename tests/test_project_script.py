@@ -1,9 +1,11 @@
-"""Scripts, dictionaries, imports and take checks, without a server."""
+"""Scripts, dictionaries, imports, take checks and the project store, without a server."""
 
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from tts_studio.errors import InvalidRequest
 from tts_studio.projects.dictionary import Entry, apply
 from tts_studio.projects.importing import script_from_file
 from tts_studio.projects.script import MAX_LINE_CHARS, ScriptError, parse, speakers, strip_tags, tags_in
+from tts_studio.projects.store import ProjectData, ProjectStore
 from tts_studio.projects.verify import RATE, failed, trim, word_error_rate
 from tts_studio.text import split_long
 
@@ -23,10 +26,39 @@ def test_chapters_speakers_and_pauses() -> None:
     assert [c.title for c in chapters] == ["", "One", "Two"]
     one = chapters[1].lines
     assert [(line.id, line.speaker, line.text) for line in one] == [
-        ("c2-l1", "Alice", "Hi."), ("c2-l2", "Alice", "Bye."), ("c2-l3", "Narrator", "Sub heading")]  # fmt: skip
-    assert one[0].pause_after == 0.5 and one[1].pause_after == 2.0
+        ("c2-l1", "Alice", "Hi. [pause 500ms] Bye."),
+        ("c2-l2", "Narrator", "Sub heading"),
+    ]
+    assert [(part.text, part.pause_after) for part in one[0].parts] == [("Hi.", 0.5), ("Bye.", 0.0)]
+    assert one[0].pause_after == 2.0  # a pause on its own line: silence after the line, as before
     assert chapters[2].lines[0].speaker == "Bob"
     assert speakers(chapters) == ["Narrator", "Alice", "Bob"]
+
+
+def test_a_pause_inside_a_line_keeps_it_one_line() -> None:
+    (chapter,) = parse("Bob: Hello there. [pause 1.5s] How are you?\nBob: Fine. [pause 300ms]")
+    first, second = chapter.lines
+    assert (first.id, first.speaker, first.text) == ("c1-l1", "Bob", "Hello there. [pause 1.5s] How are you?")
+    assert [(part.text, part.pause_after) for part in first.parts] == [("Hello there.", 1.5), ("How are you?", 0.0)]
+    assert first.pause_after == 0.0 and first.plain == "Hello there. How are you?"
+    assert (second.text, second.pause_after, len(second.parts)) == ("Fine.", 0.3, 1)  # a pause at the end: after
+
+
+def test_a_part_without_words_joins_its_neighbour() -> None:
+    (line,) = parse("Wait [pause 1s] [laugh] [pause 500ms] then go. [pause 2s] .")[0].lines
+    assert [(part.text, part.pause_after) for part in line.parts] == [("Wait [laugh]", 1.5), ("then go. .", 0.0)]
+    assert line.pause_after == 2.0  # the last pause ends the line's take: silence after it
+
+
+def test_long_paragraphs_with_pauses_split_at_sentences_and_keep_them() -> None:
+    sentence = "The river ran past the mill and on towards the sea while the town slept. "
+    text = (sentence * 10 + "[pause 1s] ") * 4
+    lines = parse(text)[0].lines
+    assert len(lines) > 1 and all(len(line.text) <= MAX_LINE_CHARS for line in lines)
+    written = " ".join(f"{line.text} [pause 1s]" if line.pause_after else line.text for line in lines)
+    assert written == " ".join(text.split())
+    inner = sum(part.pause_after for line in lines for part in line.parts)
+    assert inner + sum(line.pause_after for line in lines) == 4.0
 
 
 def test_a_leading_pause_and_urls_are_not_speakers() -> None:
@@ -107,3 +139,44 @@ def test_imports() -> None:
     for name, data in (("book.epub", b"not a zip"), ("song.mp3", b"ID3")):
         with pytest.raises(InvalidRequest):
             script_from_file(name, data)
+
+
+OLD_PROJECT = {  # a project.json as the store has written it from the start (no `last_render` before a render)
+    "id": "proj_0123456789abcdef",
+    "object": "project",
+    "created_at": 1700000000,
+    "updated_at": 1700000100,
+    "status": "done",
+    "error": None,
+    "name": "Old one",
+    "script": "# One\nAlice: Hi. [pause 500ms] Bye.\n",
+    "voices": {"Narrator": "alloy", "Alice": "nova"},
+    "model": "tts-1",
+    "dictionary": [{"term": "GUI", "say": "gooey", "match_case": True, "voice": None}],
+}
+
+
+def test_a_project_json_in_the_old_shape_loads_typed_and_saves_the_same_shape(tmp_path: Path) -> None:
+    folder = tmp_path / "proj_0123456789abcdef"
+    folder.mkdir()
+    (folder / "project.json").write_text(json.dumps(OLD_PROJECT), encoding="utf-8")
+    store = ProjectStore(tmp_path)
+    project = store.get("proj_0123456789abcdef")
+    data = project.data
+    assert isinstance(data, ProjectData)
+    assert (data.name, data.status, data.created_at) == ("Old one", "done", 1700000000)
+    assert data.error is None and data.last_render is None
+    assert data.dictionary == [Entry(term="GUI", say="gooey", match_case=True)]
+    assert project.voice_for("Alice") == "nova" and project.voice_for("Bob") == "alloy"
+    store.update(project.id, status="rendering")
+    saved = json.loads((folder / "project.json").read_text(encoding="utf-8"))
+    assert saved == {**OLD_PROJECT, "status": "rendering", "updated_at": saved["updated_at"], "last_render": None}
+    assert store.get(project.id).data.status == "rendering"
+
+
+def test_an_older_project_json_without_a_dictionary_loads(tmp_path: Path) -> None:
+    folder = tmp_path / "proj_0123456789abcdef"
+    folder.mkdir()
+    older = {key: value for key, value in OLD_PROJECT.items() if key != "dictionary"}
+    (folder / "project.json").write_text(json.dumps(older), encoding="utf-8")
+    assert ProjectStore(tmp_path).get("proj_0123456789abcdef").data.dictionary == []

@@ -1,6 +1,7 @@
 """Projects over the API on the embedded engine: a chaptered two-speaker script with a pause and a dictionary
-term renders to a verified m4b with chapter markers, captions and a timing sidecar; failing takes are
-redone then flagged; a restart resumes; cancel; edits re-render only what changed; bad input; dialogue."""
+term renders to a verified m4b with chapter markers, captions and a timing sidecar; a pause inside a line is
+silence inside its one take; failing takes are redone then flagged; a restart resumes; cancel; edits re-render
+only what changed; bad input; dialogue."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import LiveServer, decode, hear, make_settings, start_server
+from tests.conftest import LiveServer, decode, hear, make_settings, start_server, words
 from tests.doubles import wait_for
 from tests.project_doubles import GatedTranscriber, Hooks, hooked_registry
 from tests.test_errors import assert_envelope
@@ -85,7 +86,7 @@ def _export(live: LiveServer, project_id: str, fmt: str, **params: str) -> httpx
 
 def test_render_verifies_every_line(rendered: Any) -> None:
     _, project = rendered
-    assert project["status"] == "done" and project["progress"]["done"] == project["progress"]["total"] == 7
+    assert project["status"] == "done" and project["progress"]["done"] == project["progress"]["total"] == 6
     assert [c["title"] for c in project["chapters"]] == ["The Beginning", "The Middle", "The End"]
     assert {line["speaker"] for line in _lines(project)} == {"Narrator", "Alice", "Bob"}
     for line in _lines(project):
@@ -120,7 +121,7 @@ def test_captions_are_in_order_and_cover_the_audio(rendered: Any) -> None:
         seconds = [int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000 for stamp in stamps
                    for h, m, s, ms in (stamp[:4], stamp[4:])]  # fmt: skip
         cues = list(zip(seconds[::2], seconds[1::2], strict=True))
-        assert len(cues) == 7
+        assert len(cues) == 7  # six lines; Alice's first is two cues, one each side of her pause
         assert all(start < end for start, end in cues)
         assert all(cues[i][1] <= cues[i + 1][0] for i in range(len(cues) - 1))
         assert cues[0][0] == 0.0 and duration - cues[-1][1] <= 2.0  # the last chapter's closing gap
@@ -130,9 +131,13 @@ def test_captions_are_in_order_and_cover_the_audio(rendered: Any) -> None:
 def test_the_pause_is_silence_at_its_place(rendered: Any) -> None:
     live, project = rendered
     lines = {cue["id"]: cue for cue in _export(live, project["id"], "json").json()["lines"]}
-    before, after = lines["c1-l2"], lines["c1-l3"]
-    assert before["text"] == "Good morning, Bob." and after["text"] == "Did you see the Zorblax?"
-    assert after["start"] - before["end"] >= 1.2
+    line = lines["c1-l2"]  # Alice's line with the pause inside: one line, one take
+    assert line["text"] == "Good morning, Bob. Did you see the Zorblax?"
+    before, after = line["parts"]
+    assert (before["text"], after["text"]) == ("Good morning, Bob.", "Did you see the Zorblax?")
+    assert line["start"] == before["start"] < before["end"] < after["start"] < after["end"]
+    assert after["end"] == pytest.approx(line["end"], abs=0.002)
+    assert after["start"] - before["end"] >= 1.2 - 0.001
     samples, rate = decode(_export(live, project["id"], "wav", loudness="none").content, "wav")
     gap = samples[int(before["end"] * rate) + rate // 20 : int(after["start"] * rate) - rate // 20]
     assert len(gap) >= rate * 1.0 and np.abs(gap).max() < 1e-3 * 32768
@@ -140,9 +145,9 @@ def test_the_pause_is_silence_at_its_place(rendered: Any) -> None:
 
 def test_whisper_hears_the_dictionary_replacement(rendered: Any, whisper: Any) -> None:
     live, project = rendered
-    line = next(line for line in _lines(project) if line["id"] == "c1-l3")
+    line = next(line for line in _lines(project) if line["id"] == "c1-l2")
     assert "banana" in line["transcript"].lower()
-    audio = httpx.get(f"{live.url}/v1/projects/{project['id']}/lines/c1-l3/audio").content
+    audio = httpx.get(f"{live.url}/v1/projects/{project['id']}/lines/c1-l2/audio").content
     samples, rate = decode(audio, "wav")
     assert "banana" in hear(whisper, samples, rate)
 
@@ -168,39 +173,107 @@ def test_audio_exports_decode(rendered: Any, fmt: str) -> None:
     assert [line["id"] for line in sidecar["lines"]] == ["c2-l1", "c2-l2"]
 
 
+PAUSED = "# One\nBob: Hello there. [pause 1s] How are you?\n"
+
+
+def _longest_quiet(samples: np.ndarray, rate: int) -> tuple[float, float]:
+    """(start, length) in seconds of the longest run of near-zero samples (below -60 dBFS)."""
+    if np.abs(samples).max(initial=0.0) > 1.0:  # s16 values decoded as floats (wav)
+        samples = samples / 32768.0
+    quiet = np.concatenate([[False], np.abs(samples) < 1e-3, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(quiet))
+    starts, ends = edges[::2], edges[1::2]
+    longest = int(np.argmax(ends - starts))
+    return starts[longest] / rate, (ends[longest] - starts[longest]) / rate
+
+
+def _take_silence(live: LiveServer, project_id: str, line_id: str) -> tuple[float, float, float]:
+    """(where the take's longest silence starts, its length, the take's length), seconds."""
+    audio = httpx.get(f"{live.url}/v1/projects/{project_id}/lines/{line_id}/audio", timeout=30)
+    assert audio.status_code == 200, audio.text
+    samples, rate = decode(audio.content, "wav")
+    return *_longest_quiet(samples, rate), len(samples) / rate
+
+
+def test_a_pause_inside_a_line_is_silence_inside_its_one_take(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    hooks = Hooks()
+    live = live_server(hooked_registry(hooks))
+    project = _create(live.url, model="hooked", script=PAUSED, dictionary=[])
+    (line,) = _lines(project)  # one line, as the author wrote it
+    assert (line["id"], line["speaker"], line["text"]) == ("c1-l1", "Bob", "Hello there. [pause 1s] How are you?")
+    (line,) = _lines(_render(live.url, project["id"]))
+    assert line["status"] == "done" and line["wer"] <= 0.25
+    assert "hello there" in words(line["transcript"]) and "how are you" in words(line["transcript"])
+    start, silence, length = _take_silence(live, project["id"], "c1-l1")
+    assert 1.0 <= silence <= 1.15  # the pause (each part keeps a few quiet milliseconds where it meets it)
+    assert start >= 0.4 and length - (start + silence) >= 0.4  # between the two spoken parts
+    takes = tmp_path / "data" / "projects" / project["id"] / "takes"
+    assert len(list(takes.glob("*.json"))) == len(list(takes.glob("*.wav"))) == 1
+
+    before = len(hooks.spoken)
+    again = _render(live.url, project["id"], {"lines": ["c1-l1"]})  # regenerate: the whole line again
+    assert set(hooks.spoken[before:]) == {"Hello there.", "How are you?"}
+    assert [line["status"] for line in _lines(again)] == ["done"]
+    assert len(list(takes.glob("*.json"))) == len(list(takes.glob("*.wav"))) == 1
+    start, silence, length = _take_silence(live, project["id"], "c1-l1")
+    assert 1.0 <= silence <= 1.15 and start >= 0.4 and length - (start + silence) >= 0.4
+
+    sidecar = _export(live, project["id"], "json").json()
+    (cue,) = sidecar["lines"]
+    assert cue["text"] == "Hello there. How are you?"
+    assert [part["text"] for part in cue["parts"]] == ["Hello there.", "How are you?"]
+    first, second = cue["parts"]
+    assert second["start"] - first["end"] >= 1.0 - 0.001
+    assert all(first["start"] <= w["start"] < first["end"] for w in cue["words"] if "hello" in w["word"].lower())
+    assert all(second["start"] <= w["start"] < second["end"] for w in cue["words"] if "you" in w["word"].lower())
+    srt = _export(live, project["id"], "srt").text
+    assert "Bob: Hello there.\n" in srt and "Bob: How are you?\n" in srt
+
+
+def test_verification_hears_the_whole_line(live_server: Callable[..., LiveServer]) -> None:
+    hooks = Hooks(wrong_text="Completely different words are spoken here.", wrong_when="How are you")
+    live = live_server(hooked_registry(hooks), project_max_tries=2)
+    project = _create(live.url, model="hooked", script=PAUSED, dictionary=[])
+    (line,) = _lines(_render(live.url, project["id"]))
+    assert line["flagged"] and line["takes"] == 2  # the words after the pause are wrong: the line fails
+    assert "hello there" in words(line["transcript"]) and "different" in words(line["transcript"])
+
+
 def test_wrong_words_are_regenerated_then_flagged(live_server: Callable[..., LiveServer]) -> None:
     hooks = Hooks(wrong_text="Completely different words are spoken here.", wrong_when="river")
     live = live_server(hooked_registry(hooks), project_max_tries=3)
     project = _create(live.url, model="hooked")
     done = _render(live.url, project["id"])
     flagged = [line for line in _lines(done) if line["flagged"]]
-    assert {line["id"] for line in flagged} == {"c1-l4", "c2-l1"}  # the two lines with "river"
+    assert {line["id"] for line in flagged} == {"c1-l3", "c2-l1"}  # the two lines with "river"
     for line in flagged:
         assert line["status"] == "flagged" and line["takes"] == 3 and line["wer"] > 0.25
         assert "different" in line["transcript"].lower() and "Whisper heard" in line["note"]
         assert sum("river" in text for text in hooks.spoken if line["text"][:10] in text) == 3
     assert all(line["status"] == "done" for line in _lines(done) if not line["flagged"])
-    approved = httpx.post(f"{live.url}/v1/projects/{project['id']}/lines/c1-l4/approve").json()
-    line = next(line for line in _lines(approved) if line["id"] == "c1-l4")
+    approved = httpx.post(f"{live.url}/v1/projects/{project['id']}/lines/c1-l3/approve").json()
+    line = next(line for line in _lines(approved) if line["id"] == "c1-l3")
     assert line["status"] == "approved" and not line["flagged"]
 
 
 def test_restart_resumes_without_redoing_finished_takes(tmp_path: Path) -> None:
-    first = Hooks(gate_when="older than the town")  # c2-l2: the fifth line
+    first = Hooks(gate_when="older than the town")  # c2-l2: the fifth line of six
     live = start_server(make_settings(tmp_path), hooked_registry(first))
     try:
         project = _create(live.url, model="hooked")
         httpx.post(f"{live.url}/v1/projects/{project['id']}/render").raise_for_status()
         assert first.entered.wait(120)
         takes = tmp_path / "data" / "projects" / project["id"] / "takes"
-        wait_for(lambda: len(list(takes.glob("*.json"))) == 5, timeout=60)  # the five lines before it
+        wait_for(lambda: len(list(takes.glob("*.json"))) == 4, timeout=60)  # the four lines before it
     finally:
         stopping = threading.Thread(target=live.stop)
         stopping.start()  # the stop cancels the job; the gated piece ends and nothing more is made
         first.release.set()
         stopping.join(60)
     kept = len(list(takes.glob("*.json")))  # the gated line may have finished before the stop took effect
-    assert kept in (5, 6)
+    assert kept in (4, 5)
     second = Hooks()
     again = start_server(make_settings(tmp_path), hooked_registry(second))
     try:
@@ -209,7 +282,7 @@ def test_restart_resumes_without_redoing_finished_takes(tmp_path: Path) -> None:
         assert statuses[-1] == "done"
         done = httpx.get(f"{again.url}/v1/projects/{project['id']}").json()
         assert all(line["status"] == "done" for line in _lines(done))
-        assert len(set(second.spoken)) == 7 - kept  # only the lines without a take (a retry repeats one)
+        assert len(set(second.spoken)) == 6 - kept  # only the lines without a take (a retry repeats one)
         assert not any("quiet in the valley" in text or "by the river" in text for text in second.spoken)
     finally:
         again.stop()
@@ -226,7 +299,7 @@ def test_cancel_stops_the_render(live_server: Callable[..., LiveServer]) -> None
     assert cancelled["status"] == "cancelled"
     with httpx.stream("GET", f"{live.url}/v1/projects/{project['id']}/events", timeout=60) as events:
         last = [json.loads(line[6:]) for line in events.iter_lines() if line.startswith("data: ")][-1]
-    assert last["status"] == "cancelled" and last["progress"]["done"] < 7
+    assert last["status"] == "cancelled" and last["progress"]["done"] < 6
     assert not any("fine day" in text for text in hooks.spoken)  # nothing after the line it stopped in
 
 
@@ -346,10 +419,10 @@ def test_editing_a_line_renders_only_that_line(live_server: Callable[..., LiveSe
     before = len(hooks.spoken)
     edited = SCRIPT.replace("That was a fine day.", "That was a long day.")
     httpx.patch(f"{live.url}/v1/projects/{project['id']}", json={"script": edited}).raise_for_status()
-    assert httpx.get(f"{live.url}/v1/projects/{project['id']}").json()["progress"]["done"] == 6
+    assert httpx.get(f"{live.url}/v1/projects/{project['id']}").json()["progress"]["done"] == 5
     done = _render(live.url, project["id"])
     assert set(hooks.spoken[before:]) == {"That was a long day."}  # (a retry would repeat the same line)
-    assert done["progress"]["done"] == 7
+    assert done["progress"]["done"] == 6
 
 
 @pytest.mark.parametrize(

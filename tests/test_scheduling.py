@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import InProcess, LiveServer, make_settings
 from tests.doubles import RATE, Script, double_info, registry_with, wait_for
 from tts_studio.audio.decode import DecodedAudio
 from tts_studio.audio.dsp import stretch_stream, time_stretch
@@ -302,12 +302,15 @@ def test_a_client_that_stops_reading_frees_the_device(tmp_path: Path) -> None:
             pass
 
 
-def test_the_voice_language_reaches_the_engine(live_server: Callable[..., LiveServer]) -> None:
+def test_the_voice_language_reaches_the_engine(app_factory: Callable[..., InProcess]) -> None:
     script = Script(pieces=1)
-    live = live_server(registry=registry_with((double_info("cloner", cloning=True), script)))
+    studio = app_factory(registry=registry_with((double_info("cloner", cloning=True), script)))
     clip = (Path(__file__).resolve().parents[1] / "voices" / "lark.flac").read_bytes()
-    voice = httpx.post(f"{live.base_url}/audio/voices", data={"name": "Amélie", "transcript": "x", "language": "fr"},
-                       files={"audio_sample": ("a.flac", clip)}).json()["id"]  # fmt: skip
+    voice = studio.post(
+        "/v1/audio/voices",
+        data={"name": "Amélie", "transcript": "x", "language": "fr"},
+        files={"audio_sample": ("a.flac", clip)},
+    ).json()["id"]
     body = {"model": "cloner", "voice": voice, "input": "Bonjour. Au revoir.", "response_format": "pcm"}
-    assert httpx.post(f"{live.base_url}/audio/speech", json=body).status_code == 200
+    assert studio.post("/v1/audio/speech", json=body).status_code == 200
     assert script.languages == ["fr", "fr"]

@@ -1,15 +1,14 @@
-"""POST /v1/audio/speech through the official OpenAI SDK against a real server."""
+"""POST /v1/audio/speech through the official OpenAI SDK against the studio (in-process)."""
 
 from __future__ import annotations
 
 import base64
 import json
 
-import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import PARAGRAPH, LiveServer, decode, duration
+from tests.conftest import PARAGRAPH, InProcess, decode, duration
 
 FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
 MIME = {
@@ -38,10 +37,10 @@ def starts_right(data: bytes, fmt: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def reference_seconds(server: LiveServer) -> float:
+def reference_seconds(app_client: InProcess) -> float:
     """Length of TWO_SENTENCES as raw 24 kHz PCM: every format must decode to the same length."""
     data = (
-        server.client()
+        app_client.sdk()
         .audio.speech.create(
             model="tts-1", voice="alloy", input=TWO_SENTENCES, response_format="pcm", extra_body={"seed": 1}
         )
@@ -51,9 +50,9 @@ def reference_seconds(server: LiveServer) -> float:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_every_format_streams_and_decodes(client: OpenAI, fmt: str, reference_seconds: float) -> None:
+def test_every_format_streams_and_decodes(sdk: OpenAI, fmt: str, reference_seconds: float) -> None:
     chunks: list[bytes] = []
-    with client.audio.speech.with_streaming_response.create(
+    with sdk.audio.speech.with_streaming_response.create(
         model="gpt-4o-mini-tts",
         voice="coral",
         input=TWO_SENTENCES,
@@ -71,21 +70,21 @@ def test_every_format_streams_and_decodes(client: OpenAI, fmt: str, reference_se
     assert float(abs(samples).max()) > 0.05  # not silence
 
 
-def test_wav_is_streamed_with_placeholder_sizes(client: OpenAI) -> None:
-    data = client.audio.speech.create(model="tts-1", voice="alloy", input="Short.", response_format="wav").content
+def test_wav_is_streamed_with_placeholder_sizes(sdk: OpenAI) -> None:
+    data = sdk.audio.speech.create(model="tts-1", voice="alloy", input="Short.", response_format="wav").content
     assert data[4:8] == b"\xff\xff\xff\xff"
     assert data.count(b"RIFF") == 1  # one header, not one per chunk
     assert int.from_bytes(data[24:28], "little") == 24000
 
 
-def test_default_format_is_mp3(client: OpenAI) -> None:
-    response = client.audio.speech.create(model="tts-1", voice="alloy", input="Default format.")
+def test_default_format_is_mp3(sdk: OpenAI) -> None:
+    response = sdk.audio.speech.create(model="tts-1", voice="alloy", input="Default format.")
     assert response.response.headers["content-type"] == "audio/mpeg"
     assert starts_right(response.content, "mp3")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_sse_events_are_exact(server: LiveServer, fmt: str, reference_seconds: float) -> None:
+def test_sse_events_are_exact(app_client: InProcess, fmt: str, reference_seconds: float) -> None:
     body = {
         "model": "gpt-4o-mini-tts",
         "voice": "alloy",
@@ -94,12 +93,8 @@ def test_sse_events_are_exact(server: LiveServer, fmt: str, reference_seconds: f
         "stream_format": "sse",
         "seed": 1,
     }
-    with httpx.stream(
-        "POST",
-        f"{server.base_url}/audio/speech",
-        json=body,
-        timeout=60,
-        headers={"Accept": "application/octet-stream"},
+    with app_client.stream(
+        "POST", "/v1/audio/speech", json=body, headers={"Accept": "application/octet-stream"}
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -119,17 +114,17 @@ def test_sse_events_are_exact(server: LiveServer, fmt: str, reference_seconds: f
     assert abs(duration(audio, fmt) - reference_seconds) < 0.15
 
 
-def test_sse_through_the_sdk_buffered_body(client: OpenAI) -> None:
-    response = client.audio.speech.create(
+def test_sse_through_the_sdk_buffered_body(sdk: OpenAI) -> None:
+    response = sdk.audio.speech.create(
         model="gpt-4o-mini-tts", voice="alloy", input="Hello.", stream_format="sse", response_format="mp3"
     )
     lines = [line for line in response.text.splitlines() if line]
     assert json.loads(lines[-1].removeprefix("data: "))["type"] == "speech.audio.done"
 
 
-def test_duration_follows_the_text(client: OpenAI) -> None:
-    short = client.audio.speech.create(model="tts-1", voice="alloy", input="Hi there.", response_format="pcm")
-    long = client.audio.speech.create(model="tts-1", voice="alloy", input=PARAGRAPH, response_format="pcm")
+def test_duration_follows_the_text(sdk: OpenAI) -> None:
+    short = sdk.audio.speech.create(model="tts-1", voice="alloy", input="Hi there.", response_format="pcm")
+    long = sdk.audio.speech.create(model="tts-1", voice="alloy", input=PARAGRAPH, response_format="pcm")
     words = len(PARAGRAPH.split())
     seconds = duration(long.content, "pcm")
     assert words / 4.5 < seconds < words / 1.5
@@ -137,9 +132,9 @@ def test_duration_follows_the_text(client: OpenAI) -> None:
 
 
 @pytest.mark.parametrize("speed", [0.25, 0.5, 2.0, 4.0])
-def test_speed_changes_duration_on_every_range(client: OpenAI, speed: float) -> None:
+def test_speed_changes_duration_on_every_range(sdk: OpenAI, speed: float) -> None:
     def seconds(s: float) -> float:
-        data = client.audio.speech.create(
+        data = sdk.audio.speech.create(
             model="tts-1",
             voice="alloy",
             input=TWO_SENTENCES,
@@ -153,11 +148,11 @@ def test_speed_changes_duration_on_every_range(client: OpenAI, speed: float) -> 
     assert ratio == pytest.approx(speed, rel=0.2)
 
 
-def test_voice_object_openai_names_and_engine_voice(client: OpenAI) -> None:
+def test_voice_object_openai_names_and_engine_voice(sdk: OpenAI) -> None:
     for voice in ("marin", "cedar", "heart"):
-        data = client.audio.speech.create(model="tts-1-hd", voice=voice, input="Hello.", response_format="wav")
+        data = sdk.audio.speech.create(model="tts-1-hd", voice=voice, input="Hello.", response_format="wav")
         assert data.content[:4] == b"RIFF"
-    data = client.audio.speech.create(
+    data = sdk.audio.speech.create(
         model="tts-1",
         voice={"id": "heart"},
         input="Hello.",
@@ -166,8 +161,8 @@ def test_voice_object_openai_names_and_engine_voice(client: OpenAI) -> None:
     assert data.content[:4] == b"RIFF"
 
 
-def test_instructions_and_unknown_extras_are_accepted(client: OpenAI) -> None:
-    response = client.audio.speech.create(
+def test_instructions_and_unknown_extras_are_accepted(sdk: OpenAI) -> None:
+    response = sdk.audio.speech.create(
         model="gpt-4o-mini-tts-2025-12-15",
         voice="alloy",
         input="Hello there.",
@@ -177,9 +172,9 @@ def test_instructions_and_unknown_extras_are_accepted(client: OpenAI) -> None:
     assert starts_right(response.content, "mp3")
 
 
-def test_seed_makes_output_repeatable(client: OpenAI) -> None:
+def test_seed_makes_output_repeatable(sdk: OpenAI) -> None:
     def once(seed: int) -> bytes:
-        return client.audio.speech.create(
+        return sdk.audio.speech.create(
             model="tts-1",
             voice="alloy",
             input="Same words.",
@@ -191,10 +186,10 @@ def test_seed_makes_output_repeatable(client: OpenAI) -> None:
     assert once(7) != once(8)
 
 
-def test_input_at_the_limit_is_spoken(client: OpenAI) -> None:
+def test_input_at_the_limit_is_spoken(sdk: OpenAI) -> None:
     text = ("A calm sentence about nothing at all. " * 200)[:4096]
     assert len(text) == 4096
-    with client.audio.speech.with_streaming_response.create(
+    with sdk.audio.speech.with_streaming_response.create(
         model="tts-1", voice="alloy", input=text, response_format="opus"
     ) as response:
         size = sum(len(c) for c in response.iter_bytes())

@@ -191,8 +191,8 @@ def test_projects_tab_create_render_export(page: Any, ui_server: LiveServer) -> 
     page.locator("#project-create").click()
     expect(page.locator("#project-cast textarea")).to_have_value(re.compile("Alice: alloy"), timeout=30_000)
     page.locator("#project-render").click()
-    expect(page.locator("#project-status")).to_contain_text("done · 4/4 lines", timeout=120_000)
-    expect(page.locator("#project-status progress")).to_have_attribute("value", "4")
+    expect(page.locator("#project-status")).to_contain_text("done · 3/3 lines", timeout=120_000)
+    expect(page.locator("#project-status progress")).to_have_attribute("value", "3")
     expect(page.locator("#project-lines")).to_contain_text("Did you sleep well?")
     page.locator("#project-export").click()
     link = page.locator("#project-file a[download], #project-file a").first

@@ -1,7 +1,8 @@
 """Exports of a rendered project: the takes laid on one timeline (pauses as silence, gaps between lines and
 chapters), loudness-normalised to a preset (EBU R128 with FFmpeg's filters in PyAV), encoded as m4b with
 chapter markers and titles, mp3/wav/flac/opus, or as SRT/VTT captions and a JSON timing sidecar whose cue
-and word times come from the real audio."""
+and word times come from the real audio (a line with pauses inside is one cue in the sidecar, with its parts'
+times, and one caption per part, so no caption stays up through a pause)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -17,16 +18,26 @@ import numpy as np
 from tts_studio.audio.encode import encode_stream
 from tts_studio.engines.base import AudioChunk
 from tts_studio.errors import Conflict, InvalidRequest
-from tts_studio.projects.script import strip_tags
-from tts_studio.projects.store import RATE, Project
+from tts_studio.projects.script import Line, strip_tags
+from tts_studio.projects.store import RATE, Project, Take
+
+if TYPE_CHECKING:
+    from av.container.core import Chapter  # only in PyAV's stubs
 
 LINE_GAP, CHAPTER_GAP = 0.35, 1.5  # seconds of silence between lines, and after a chapter
 PRESETS = {"audiobook": (-20.0, -3.0), "podcast": (-16.0, -1.5)}  # integrated LUFS, true peak dBTP
 AUDIO_FORMATS = ("m4b", "mp3", "wav", "flac", "opus")
 TEXT_FORMATS = ("srt", "vtt", "json")
-MEDIA_TYPES = {"m4b": "audio/mp4", "mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac",
-               "opus": "audio/ogg", "srt": "application/x-subrip", "vtt": "text/vtt",
-               "json": "application/json"}  # fmt: skip
+MEDIA_TYPES = {
+    "m4b": "audio/mp4",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "opus": "audio/ogg",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "json": "application/json",
+}
 
 
 @dataclass
@@ -37,6 +48,18 @@ class Cue:
     start: float
     end: float
     words: list[dict[str, Any]]
+    parts: list[tuple[str, float, float]] = field(default_factory=list)  # (text, start, end) of a line with
+    # pauses inside; empty for a line without
+
+
+def _cue(line: Line, take: Take, begin: float) -> Cue:
+    """The line's cue, its take starting at `begin` seconds."""
+    words = [{**w, "start": round(w["start"] + begin, 3), "end": round(w["end"] + begin, 3)} for w in take.words]
+    parts = []
+    if len(line.parts) > 1 and len(take.parts) == len(line.parts):  # (an older take may not know its parts)
+        for part, (start, end) in zip(line.parts, take.parts, strict=True):
+            parts.append((strip_tags(part.text), round(begin + start, 3), round(begin + end, 3)))
+    return Cue(line.id, line.speaker, line.plain, round(begin, 3), round(begin + take.seconds, 3), words, parts)
 
 
 @dataclass
@@ -69,13 +92,8 @@ def assemble(project: Project, keys: dict[str, str], chapter: int | None = None)
             take = project.load_take(keys[line.id]) if line.id in keys else None
             if take is None:
                 raise Conflict(f"Line {line.id} has no take yet: render the project first.", code="not_rendered")
-            begin = position / RATE
+            timeline.cues.append(_cue(line, take, position / RATE))
             add(take.samples)
-            words = [
-                {**w, "start": round(w["start"] + begin, 3), "end": round(w["end"] + begin, 3)} for w in take.words
-            ]
-            timeline.cues.append(Cue(line.id, line.speaker, strip_tags(line.text), round(begin, 3),
-                                     round(position / RATE, 3), words))  # fmt: skip
             last = index == len(chap.lines) - 1
             gap = line.pause_after if line.pause_after else (0.0 if last else LINE_GAP)
             add(np.zeros(int(gap * RATE), np.float32))
@@ -88,8 +106,8 @@ def assemble(project: Project, keys: dict[str, str], chapter: int | None = None)
 def _frames(samples: np.ndarray, size: int = 4800) -> list[av.AudioFrame]:
     frames = []
     for start in range(0, len(samples), size):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[None, start : start + size]), format="flt",
-                                           layout="mono")  # fmt: skip
+        piece = np.ascontiguousarray(samples[None, start : start + size])
+        frame = av.AudioFrame.from_ndarray(piece, format="flt", layout="mono")
         frame.sample_rate = RATE
         frame.pts = start
         frame.time_base = Fraction(1, RATE)
@@ -162,9 +180,17 @@ def m4b(samples: np.ndarray, chapters: list[tuple[str, float, float]], title: st
         stream = container.add_stream("aac", rate=RATE, layout="mono")
         assert isinstance(stream, av.audio.stream.AudioStream)
         stream.bit_rate = 64_000
-        container.set_chapters([{"id": i, "start": round(start * 1000), "end": round(end * 1000),
-                                 "time_base": Fraction(1, 1000), "metadata": {"title": name}}
-                                for i, (name, start, end) in enumerate(chapters)])  # fmt: skip
+        marks: list[Chapter] = [
+            {
+                "id": i,
+                "start": round(start * 1000),
+                "end": round(end * 1000),
+                "time_base": Fraction(1, 1000),
+                "metadata": {"title": name},
+            }
+            for i, (name, start, end) in enumerate(chapters)
+        ]
+        container.set_chapters(marks)
         resampler = av.AudioResampler(format="fltp", layout="mono", rate=RATE)
         for frame in [*_frames(samples), None]:
             for converted in resampler.resample(frame):
@@ -183,17 +209,23 @@ def _stamp(seconds: float, sep: str) -> str:
 def captions(timeline: Timeline, kind: str) -> str:
     lines = ["WEBVTT", ""] if kind == "vtt" else []
     sep = "." if kind == "vtt" else ","
-    for number, cue in enumerate(timeline.cues, 1):
-        text = f"<v {cue.speaker}>{cue.text}" if kind == "vtt" else f"{cue.speaker}: {cue.text}"
-        lines += [str(number), f"{_stamp(cue.start, sep)} --> {_stamp(cue.end, sep)}", text, ""]
+    shown = [(c.speaker, *part) for c in timeline.cues for part in (c.parts or [(c.text, c.start, c.end)])]
+    for number, (speaker, said, start, end) in enumerate(shown, 1):
+        text = f"<v {speaker}>{said}" if kind == "vtt" else f"{speaker}: {said}"
+        lines += [str(number), f"{_stamp(start, sep)} --> {_stamp(end, sep)}", text, ""]
     return "\n".join(lines)
 
 
 def sidecar(project: Project, timeline: Timeline) -> dict[str, Any]:
-    return {"id": project.id, "name": project.data["name"], "duration": round(len(timeline.samples) / RATE, 3),
-            "chapters": [{"title": t, "start": round(s, 3), "end": round(e, 3)} for t, s, e in timeline.chapters],
-            "lines": [{"id": c.line_id, "speaker": c.speaker, "text": c.text, "start": c.start, "end": c.end,
-                       "words": c.words} for c in timeline.cues]}  # fmt: skip
+    lines = []
+    for c in timeline.cues:
+        line = {"id": c.line_id, "speaker": c.speaker, "text": c.text, "start": c.start, "end": c.end, "words": c.words}
+        if c.parts:
+            line["parts"] = [{"text": text, "start": start, "end": end} for text, start, end in c.parts]
+        lines.append(line)
+    chapters = [{"title": t, "start": round(s, 3), "end": round(e, 3)} for t, s, e in timeline.chapters]
+    duration = round(len(timeline.samples) / RATE, 3)
+    return {"id": project.id, "name": project.data.name, "duration": duration, "chapters": chapters, "lines": lines}
 
 
 def export(project: Project, keys: dict[str, str], fmt: str, chapter: int | None, preset: str) -> bytes:
@@ -209,5 +241,5 @@ def export(project: Project, keys: dict[str, str], fmt: str, chapter: int | None
         return captions(timeline, fmt).encode()
     samples = normalise(timeline.samples, preset)
     if fmt == "m4b":
-        return m4b(samples, timeline.chapters, project.data["name"])
+        return m4b(samples, timeline.chapters, project.data.name)
     return b"".join(encode_stream([AudioChunk(samples, RATE)], fmt))

@@ -30,8 +30,21 @@ _PIECE = 64 * 1024  # members inflate this much at a time
 _NS = {"c": "urn:oasis:names:tc:opendocument:xmlns:container", "opf": "http://www.idpf.org/2007/opf"}
 _CENTRAL_ENTRY = b"PK\x01\x02"  # each member's central directory record starts so
 # what a mangled zip or its XML raise (found by flipping bytes of a good EPUB)
-_UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, EOFError, NotImplementedError, RuntimeError,
-               ParseError, ValueError, OverflowError, OSError, lzma.LZMAError, zlib.error, struct.error)  # fmt: skip
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    KeyError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ParseError,
+    ValueError,
+    OverflowError,
+    OSError,
+    lzma.LZMAError,
+    zlib.error,
+    struct.error,
+)
 
 
 class _Text(HTMLParser):
@@ -93,8 +106,11 @@ class _Book:
         """The member's bytes: at most `limit`, and at most what is left of the book's budget."""
         info = self.zip.getinfo(name)
         cap = min(limit, self.left)
-        too_big = (f"The EPUB inflates to more than {MAX_INFLATED_BYTES // MB} MB." if cap == self.left else
-                   f"'{name}' in the EPUB is larger than {limit // MB} MB.")  # fmt: skip
+        too_big = (
+            f"The EPUB inflates to more than {MAX_INFLATED_BYTES // MB} MB."
+            if cap == self.left
+            else f"'{name}' in the EPUB is larger than {limit // MB} MB."
+        )
         if info.file_size > cap:
             raise _refused(too_big)
         out = bytearray()

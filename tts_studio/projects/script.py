@@ -1,5 +1,6 @@
 """Project scripts: markdown with chapters (`# Title`), speakers (`Name: text`), pauses (`[pause 800ms]`,
-`[pause 1.5s]`) and engine tags (`[laugh]`), parsed into chapters of lines with the silence after each."""
+`[pause 1.5s]`) and engine tags (`[laugh]`), parsed into chapters of lines with the silence after each. A
+pause inside a line stays inside it: the line is spoken in parts with the silence between them, in one take."""
 
 from __future__ import annotations
 
@@ -24,11 +25,30 @@ class ScriptError(ValueError):
 
 
 @dataclass
+class Part:
+    """Text of a line between its pauses, with the silence after it."""
+
+    text: str  # as written, engine tags kept
+    pause_after: float = 0.0  # seconds
+    marks: str = ""  # the pause marks after it, as written
+
+
+@dataclass
 class Line:
     id: str  # "c<chapter>-l<n>": stable while the lines before it do not change
     speaker: str
-    text: str  # as written, engine tags kept
+    text: str  # as written: engine tags and the pauses inside the line kept
     pause_after: float = 0.0  # seconds of silence after this line (from [pause] marks)
+    parts: list[Part] = field(default_factory=list)  # the text between its inner pauses, each with its pause
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            self.parts = [Part(self.text)]
+
+    @property
+    def plain(self) -> str:
+        """What is said, without engine tags or pause marks (captions)."""
+        return " ".join(strip_tags(part.text) for part in self.parts)
 
 
 @dataclass
@@ -78,33 +98,74 @@ def parse(script: str) -> list[Chapter]:
     return chapters
 
 
-def _add_spoken(chapter: Chapter, speaker: str, text: str) -> None:
-    """Split `text` at its pauses into lines of `speaker`, each with the silence that follows it."""
-    position = 0
-    for match in _PAUSE.finditer(text):
-        _add_text(chapter, speaker, text[position : match.start()])
-        pause = _seconds(match)
-        if chapter.lines:
-            chapter.lines[-1].pause_after += pause
+def _speakable(text: str) -> bool:
+    return bool(strip_tags(text).strip(" .,;:!?-—"))
+
+
+def _join(*texts: str) -> str:
+    return " ".join(" ".join(texts).split())
+
+
+def _split(text: str) -> tuple[float, list[Part]]:
+    """(the silence before the first words, the parts between the pauses, each with the silence after it).
+    Text without words (`[laugh]`, `.`) joins the part before it, or the one after when it comes first."""
+    lead, parts, waiting, position = 0.0, [], "", 0
+    for match in [*_PAUSE.finditer(text), None]:
+        waiting = _join(waiting, text[position : match.start() if match else len(text)])
+        if _speakable(waiting):
+            parts.append(Part(waiting))
+            waiting = ""
+        elif waiting and parts:
+            parts[-1].text = _join(parts[-1].text, waiting)
+            waiting = ""
+        if match is None:
+            break
+        if parts:
+            parts[-1].pause_after += _seconds(match)
+            parts[-1].marks = _join(parts[-1].marks, match.group(0))
         else:
-            chapter.lead_pause += pause
+            lead += _seconds(match)
         position = match.end()
-    _add_text(chapter, speaker, text[position:])
+    return lead, parts
 
 
-def _add_text(chapter: Chapter, speaker: str, text: str) -> None:
-    """One line, or several of whole sentences when it is longer than MAX_LINE_CHARS (a paragraph)."""
-    text = " ".join(text.split())
-    if not strip_tags(text).strip(" .,;:!?-—"):
+def _written(parts: list[Part]) -> str:
+    """The text of a line made of `parts` (their inner pause marks kept, the last one's left out)."""
+    return " ".join([f"{part.text} {part.marks}" for part in parts[:-1]] + [parts[-1].text])
+
+
+def _add_spoken(chapter: Chapter, speaker: str, text: str) -> None:
+    """The lines of `speaker` in `text`: one, or several of whole sentences when it is longer than
+    MAX_LINE_CHARS (a paragraph). A pause inside a line stays in it; one at its end is the silence after it."""
+    lead, parts = _split(text)
+    if chapter.lines:
+        chapter.lines[-1].pause_after += lead
+    else:
+        chapter.lead_pause += lead
+    if not parts:
         return
-    pieces: list[str] = []
-    for sentence in split_sentences(text) if len(text) > MAX_LINE_CHARS else [text]:
-        for part in split_long(sentence, MAX_LINE_CHARS):
-            if pieces and len(pieces[-1]) + 1 + len(part) <= MAX_LINE_CHARS:
-                pieces[-1] = f"{pieces[-1]} {part}"
-            else:
-                pieces.append(part)
-    chapter.lines.extend(Line("", speaker, piece) for piece in pieces)
+    pieces: list[Part] = []
+    long = len(_written(parts)) > MAX_LINE_CHARS
+    for part in parts:
+        texts = [
+            p for s in (split_sentences(part.text) if long else [part.text]) for p in split_long(s, MAX_LINE_CHARS)
+        ]
+        pieces += [Part(piece) for piece in texts[:-1]] + [Part(texts[-1], part.pause_after, part.marks)]
+    groups: list[list[Part]] = []
+    for piece in pieces:
+        if groups and not groups[-1][-1].pause_after:
+            joined = Part(f"{groups[-1][-1].text} {piece.text}", piece.pause_after, piece.marks)
+            candidate = [*groups[-1][:-1], joined]
+        else:
+            candidate = [*groups[-1], piece] if groups else []
+        if candidate and len(_written(candidate)) <= MAX_LINE_CHARS:
+            groups[-1] = candidate
+        else:
+            groups.append([piece])
+    for group in groups:
+        last = group[-1]
+        inner = [*group[:-1], Part(last.text)]
+        chapter.lines.append(Line("", speaker, _written(inner), last.pause_after, inner))
 
 
 def tags_in(text: str) -> list[str]:

@@ -15,11 +15,24 @@ from tts_studio.projects.store import Project, ProjectStore
 from tts_studio.services.speech import SpeechService
 
 __all__ = ["MAX_SCRIPT_CHARS", "ProjectService"]
+SUMMARY_FIELDS = {
+    "id",
+    "object",
+    "name",
+    "model",
+    "voices",
+    "status",
+    "error",
+    "created_at",
+    "updated_at",
+    "last_render",
+}
 
 
 class ProjectService:
-    def __init__(self, store: ProjectStore, renderer: ProjectRenderer, speech: SpeechService,
-                 dictionary: GlobalDictionary) -> None:  # fmt: skip
+    def __init__(
+        self, store: ProjectStore, renderer: ProjectRenderer, speech: SpeechService, dictionary: GlobalDictionary
+    ) -> None:
         self.store, self.renderer, self.speech, self.dictionary = store, renderer, speech, dictionary
         self._fixed_views: dict[str, tuple[Project, tuple[list[str], list[str]]]] = {}
 
@@ -40,20 +53,19 @@ class ProjectService:
             try:
                 self.speech.voices.resolve(voice, info)
             except StudioError as exc:
-                raise InvalidRequest(f"voices['{speaker}']: {exc.message}", param=f"voices.{speaker}",
-                                     code="unknown_voice") from None  # fmt: skip
+                raise InvalidRequest(
+                    f"voices['{speaker}']: {exc.message}", param=f"voices.{speaker}", code="unknown_voice"
+                ) from None
 
     def create(self, name: str, script: str, voices: dict[str, str], model: str, dictionary: list[Entry]) -> Project:
         self._check(script, voices, model)
-        return self.store.create({"name": name, "script": script, "voices": voices, "model": model,
-                                  "dictionary": [e.model_dump() for e in dictionary]})  # fmt: skip
+        return self.store.create(name, script, voices, model, dictionary)
 
     def update(self, project_id: str, changes: dict[str, Any]) -> Project:
-        project = self.store.get(project_id)
-        merged = {**project.data, **changes}
+        """`changes`: any of name, script, voices, model, dictionary (a list of Entry)."""
+        data = self.store.get(project_id).data
+        merged = {"script": data.script, "voices": data.voices, "model": data.model, **changes}
         self._check(merged["script"], merged["voices"], merged["model"])
-        if "dictionary" in changes:
-            changes["dictionary"] = [e.model_dump() for e in changes["dictionary"]]
         return self.store.update(project_id, **changes)
 
     def delete(self, project_id: str) -> None:
@@ -71,10 +83,14 @@ class ProjectService:
         cached = self._fixed_views.get(project.id)
         if cached is not None and cached[0] is project:
             return cached[1]
-        engine_id, _ = self.speech.resolve_model(project.data["model"])
+        engine_id, _ = self.speech.resolve_model(project.data.model)
         supported = set(self.speech.manager.info(engine_id).tags)
-        warnings = [f"{line.id}: [{tag}] is not supported by {engine_id} and is removed." for line in project.lines()
-                    for tag in tags_in(line.text) if tag not in supported]  # fmt: skip
+        warnings = [
+            f"{line.id}: [{tag}] is not supported by {engine_id} and is removed."
+            for line in project.lines()
+            for tag in tags_in(line.text)
+            if tag not in supported
+        ]
         fixed = speakers(project.chapters), warnings
         self._fixed_views[project.id] = (project, fixed)
         return fixed
@@ -93,13 +109,21 @@ class ProjectService:
                     status = "approved" if meta["approved"] else ("flagged" if meta["flagged"] else "done")
                 elif job is not None and line.id in job.active:
                     status = "rendering"
-                lines.append({"id": line.id, "speaker": line.speaker, "voice": project.voice_for(line.speaker),
-                              "text": line.text, "status": status, "wer": meta["wer"] if meta else None,
-                              "flagged": bool(meta and meta["flagged"] and not meta["approved"]),
-                              "takes": meta["tries"] if meta else 0,
-                              "transcript": meta["transcript"] if meta else None,
-                              "note": meta["note"] if meta else None,
-                              "pause_after": line.pause_after})  # fmt: skip
+                lines.append(
+                    {
+                        "id": line.id,
+                        "speaker": line.speaker,
+                        "voice": project.voice_for(line.speaker),
+                        "text": line.text,
+                        "status": status,
+                        "wer": meta["wer"] if meta else None,
+                        "flagged": bool(meta and meta["flagged"] and not meta["approved"]),
+                        "takes": meta["tries"] if meta else 0,
+                        "transcript": meta["transcript"] if meta else None,
+                        "note": meta["note"] if meta else None,
+                        "pause_after": line.pause_after,
+                    }
+                )
             chapters.append({"title": chapter.title, "lines": lines})
         return chapters, done, len(keys)
 
@@ -115,18 +139,17 @@ class ProjectService:
         speakers_, warnings = self._fixed(project)
         progress: dict[str, Any] = {"done": done, "total": total, "eta_seconds": None}
         if job is not None:
-            progress.update(synthesis_seconds=round(job.synthesis_seconds, 2),
-                            verification_seconds=round(job.verification_seconds, 2))  # fmt: skip
+            progress.update(
+                synthesis_seconds=round(job.synthesis_seconds, 2),
+                verification_seconds=round(job.verification_seconds, 2),
+            )
         if job is not None and job.started and job.done > job.done_at_start:
             per_line = (time.monotonic() - job.started) / (job.done - job.done_at_start)
             progress["eta_seconds"] = round(per_line * (job.total - job.done), 1)
-        view = {key: project.data[key] for key in ("id", "object", "name", "model", "voices", "status", "error",
-                                                    "created_at", "updated_at")}  # fmt: skip
-        view.update(progress=progress, speakers=list(speakers_), warnings=list(warnings),
-                    last_render=project.data.get("last_render"))  # fmt: skip
+        view = project.data.model_dump(mode="json", include=SUMMARY_FIELDS)
+        view.update(progress=progress, speakers=list(speakers_), warnings=list(warnings))
         if full:
-            view.update(script=project.data["script"], dictionary=project.data.get("dictionary", []),
-                        chapters=chapters)  # fmt: skip
+            view.update(project.data.model_dump(mode="json", include={"script", "dictionary"}), chapters=chapters)
         return view
 
     # -- actions -------------------------------------------------------------------------------------------

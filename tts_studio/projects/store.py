@@ -1,6 +1,6 @@
-"""Projects on disk: `projects/<id>/project.json` (the script, cast, dictionary, status) and one file pair
-per take, `takes/<key>.wav` + `takes/<key>.json`, each written atomically. A take's key hashes everything
-that shapes its audio, so an edited line gets a new take and an unchanged one keeps its own."""
+"""Projects on disk: `projects/<id>/project.json` (a `ProjectData`: the script, cast, dictionary, status) and
+one file pair per take, `takes/<key>.wav` + `takes/<key>.json`, each written atomically. A take's key hashes
+everything that shapes its audio, so an edited line gets a new take and an unchanged one keeps its own."""
 
 from __future__ import annotations
 
@@ -13,20 +13,49 @@ import time
 import uuid
 import wave
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tts_studio.errors import NotFound
 from tts_studio.projects.dictionary import Entry, apply
-from tts_studio.projects.script import NARRATOR, Chapter, Line, parse, strip_tags
+from tts_studio.projects.script import NARRATOR, Chapter, Line, Part, parse, strip_tags
 from tts_studio.services.library import atomic_write_bytes, atomic_write_json
 
 RATE = 24_000
 PARSED_PROJECTS = 64  # parsed projects kept in memory (a script may be 2 M characters)
-STATUSES = ("draft", "queued", "rendering", "done", "failed", "cancelled")
+Status = Literal["draft", "queued", "rendering", "done", "failed", "cancelled"]
+
+
+class RenderStats(BaseModel):
+    """How the last render went (the renderer's clocks and counts)."""
+
+    wall_seconds: float = 0.0
+    synthesis_seconds: float = 0.0
+    verification_seconds: float = 0.0
+    verification_calls: int = 0
+    lines_rendered: int = 0
+
+
+class ProjectData(BaseModel):
+    """What project.json holds, in the JSON shape it has always had (keys it does not know are dropped)."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+    id: str
+    object: Literal["project"] = "project"
+    created_at: int
+    updated_at: int
+    status: Status = "draft"
+    error: str | None = None
+    name: str
+    script: str
+    voices: dict[str, str] = {}
+    model: str = "tts-1"
+    dictionary: list[Entry] = []
+    last_render: RenderStats | None = None
 
 
 @dataclass
@@ -42,15 +71,25 @@ class Take:
     words: list[dict[str, Any]]  # Whisper's word timings, seconds from the take's start
     note: str = ""
     approved: bool = False
+    parts: list[tuple[float, float]] = field(default_factory=list)  # each spoken part's (start, end), seconds
 
     @property
     def seconds(self) -> float:
         return len(self.samples) / RATE
 
     def meta(self) -> dict[str, Any]:
-        return {"key": self.key, "transcript": self.transcript, "wer": self.wer, "tries": self.tries,
-                "flagged": self.flagged, "words": self.words, "note": self.note, "approved": self.approved,
-                "seconds": round(self.seconds, 3)}  # fmt: skip
+        return {
+            "key": self.key,
+            "transcript": self.transcript,
+            "wer": self.wer,
+            "tries": self.tries,
+            "flagged": self.flagged,
+            "words": self.words,
+            "note": self.note,
+            "approved": self.approved,
+            "seconds": round(self.seconds, 3),
+            "parts": [[round(start, 3), round(end, 3)] for start, end in self.parts],
+        }
 
 
 def wav_bytes(samples: np.ndarray) -> bytes:
@@ -73,21 +112,21 @@ def _read_wav(path: Path) -> np.ndarray:
 class Project:
     """One project's settings and files; `spoken(line)` is what the engine is asked to say."""
 
-    def __init__(self, folder: Path, data: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, data: ProjectData) -> None:
         self.folder = folder
         self.data = data
-        self.chapters: list[Chapter] = parse(data["script"])
+        self.chapters: list[Chapter] = parse(data.script)
 
     @property
     def id(self) -> str:
-        return str(self.data["id"])
+        return self.data.id
 
     @property
     def dictionary(self) -> list[Entry]:
-        return [Entry.model_validate(e) for e in self.data.get("dictionary", [])]
+        return self.data.dictionary
 
     def voice_for(self, speaker: str) -> str:
-        voices: dict[str, str] = self.data["voices"]
+        voices = self.data.voices
         return voices.get(speaker) or voices.get(NARRATOR) or "alloy"
 
     def lines(self) -> list[Line]:
@@ -99,16 +138,30 @@ class Project:
                 return line
         raise NotFound(f"The project has no line '{line_id}'.", param="lines")
 
-    def take_key(self, line: Line, spoken: str) -> str:
-        shape = [self.data["model"], self.voice_for(line.speaker), spoken]
+    def take_key(self, line: Line, spoken: list[Part]) -> str:
+        """A hash of what shapes the take: model, voice, the words of each part and the pauses between them
+        (a line without a pause inside hashes as its text alone, as it always has)."""
+        said = " ".join(
+            f"{p.text} [pause {round(p.pause_after * 1000)}ms]" if p.pause_after else p.text for p in spoken
+        )
+        shape = [self.data.model, self.voice_for(line.speaker), said]
         return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:24]
 
-    def spoken(self, line: Line, global_entries: list[Entry], keep_tags: tuple[str, ...]) -> str:
-        """The line's text with the dictionaries applied (global, then project; voice entries for its voice)
-        and the engine tags the engine cannot speak removed."""
+    def spoken(self, line: Line, global_entries: list[Entry], keep_tags: tuple[str, ...]) -> list[Part]:
+        """What the engine is asked to say, part by part (the line's text between its pauses): the
+        dictionaries applied (global, then project; voice entries for its voice) and the engine tags the
+        engine cannot speak removed."""
         voice = self.voice_for(line.speaker)
-        text = apply(line.text, global_entries, voice)
-        return strip_tags(apply(text, self.dictionary, voice), keep_tags)
+        spoken: list[Part] = []
+        for part in line.parts:
+            text = strip_tags(apply(apply(part.text, global_entries, voice), self.dictionary, voice), keep_tags)
+            if spoken and not text:  # a part the dictionary says nothing for: its pause joins the one before
+                spoken[-1].pause_after += part.pause_after
+            elif spoken and not spoken[-1].text:
+                spoken[-1] = Part(text, part.pause_after)
+            else:
+                spoken.append(Part(text, part.pause_after))
+        return spoken
 
     def take_path(self, key: str) -> Path:
         return self.folder / "takes" / f"{key}.wav"
@@ -131,8 +184,19 @@ class Project:
             samples = _read_wav(self.take_path(key))
         except (OSError, ValueError, EOFError, wave.Error):
             return None
-        return Take(key, samples, meta["transcript"], meta["wer"], meta["tries"], meta["flagged"], meta["words"],
-                    meta.get("note", ""), meta.get("approved", False))  # fmt: skip
+        parts = [(float(start), float(end)) for start, end in meta.get("parts", [])]  # none in older takes
+        return Take(
+            key,
+            samples,
+            meta["transcript"],
+            meta["wer"],
+            meta["tries"],
+            meta["flagged"],
+            meta["words"],
+            meta.get("note", ""),
+            meta.get("approved", False),
+            parts,
+        )
 
     def drop_take(self, key: str) -> None:
         self.meta_path(key).unlink(missing_ok=True)
@@ -143,6 +207,10 @@ def _stamp(path: Path) -> tuple[int, int, int]:
     """What tells one version of a file from the next (each atomic write is a new inode)."""
     stat = path.stat()
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _write(folder: Path, data: ProjectData) -> None:
+    atomic_write_json(folder / "project.json", data.model_dump(mode="json"))
 
 
 class ProjectStore:
@@ -161,15 +229,23 @@ class ProjectStore:
             raise NotFound(f"No project '{project_id}'.", param="id")
         return self.root / project_id
 
-    def create(self, fields: dict[str, Any]) -> Project:
+    def create(self, name: str, script: str, voices: dict[str, str], model: str, dictionary: list[Entry]) -> Project:
         project_id = f"proj_{uuid.uuid4().hex[:16]}"
         now = int(time.time())
-        data = {"id": project_id, "object": "project", "created_at": now, "updated_at": now, "status": "draft",
-                "error": None, **fields}  # fmt: skip
+        data = ProjectData(
+            id=project_id,
+            created_at=now,
+            updated_at=now,
+            name=name,
+            script=script,
+            voices=voices,
+            model=model,
+            dictionary=dictionary,
+        )
         folder = self.root / project_id
         project = Project(folder, data)  # parses: a bad script writes nothing
         with self._lock:
-            atomic_write_json(folder / "project.json", data)
+            _write(folder, data)
         return project
 
     def get(self, project_id: str) -> Project:
@@ -187,8 +263,8 @@ class ProjectStore:
                 self._parsed.move_to_end(project_id)
                 return cached[1]
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = ProjectData.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):  # gone meanwhile, or not a project.json
             raise NotFound(f"No project '{project_id}'.", param="id") from None
         project = Project(folder, data)
         self._remember(stamp, project)  # (read after the stat: at worst newer than the stamp, re-read next time)
@@ -208,14 +284,17 @@ class ProjectStore:
                 found.append(self.get(path.parent.name))
             except (NotFound, ValueError):
                 continue
-        return sorted(found, key=lambda p: p.data["created_at"], reverse=True)
+        return sorted(found, key=lambda p: p.data.created_at, reverse=True)
 
     def update(self, project_id: str, **changes: Any) -> Project:
+        """The project with `changes` (ProjectData fields) made, validated, and written at once."""
         with self._lock:
             project = self.get(project_id)
-            data = {**project.data, **changes, "updated_at": int(time.time())}
+            data = project.data.model_copy()  # (the cached one stays as it is: others may hold it)
+            for name, value in {**changes, "updated_at": int(time.time())}.items():
+                setattr(data, name, value)  # validated on assignment
             updated = Project(project.folder, data)  # a bad script raises before anything is written
-            atomic_write_json(project.folder / "project.json", data)
+            _write(project.folder, data)
             self._remember(_stamp(project.folder / "project.json"), updated)
             return updated
 

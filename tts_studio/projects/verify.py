@@ -1,10 +1,14 @@
 """Take verification: Whisper hears the take, a normalised word error rate scores it against the text, and
-silence or a hallucinated tail beyond the last heard word is trimmed off."""
+silence or a hallucinated tail beyond the last heard word is trimmed off. A line with pauses inside is
+synthesised part by part (`LineAudio`): its take lays the parts out with the pauses between them, and Whisper
+hears them with each pause shortened to the gap it leaves between takes (a 30 s pause stays one window)."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jiwer
@@ -19,6 +23,7 @@ RATE = 24_000
 # one misheard word in five is 20 %. A take fails above 25 % and when more than one word is wrong.
 WER_THRESHOLD = 0.25
 LEAD_SECONDS, TAIL_SECONDS = 0.08, 0.25  # kept before the first and after the last heard word
+PART_LEAD, PART_TAIL = 0.03, 0.06  # kept before and after a part's speech where it meets a pause inside a line
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -75,8 +80,10 @@ def hear_batch(transcriber: Transcriber, takes: list[tuple[np.ndarray, str]]) ->
     for (start, end), (_, text) in zip(spans, takes, strict=True):
         low, high = start - GAP_SECONDS / 2, end + GAP_SECONDS / 2
         mine = [w for w in transcript.words if low <= (w["start"] + w["end"]) / 2 < high]
-        words = [{**w, "start": round(max(0.0, w["start"] - start), 3), "end": round(min(end, w["end"]) - start, 3)}
-                 for w in mine]  # fmt: skip
+        words = [
+            {**w, "start": round(max(0.0, w["start"] - start), 3), "end": round(min(end, w["end"]) - start, 3)}
+            for w in mine
+        ]
         said = " ".join(w["word"] for w in mine).strip()
         heard.append(Heard(said, word_error_rate(text, said), words))
     return heard
@@ -95,15 +102,75 @@ def _speech_bounds(samples: np.ndarray) -> tuple[int, int]:
     return int(loud[0] * window), int(min(len(samples), (loud[-1] + 1) * window))
 
 
-def trim(samples: np.ndarray, words: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Cut leading/trailing silence and anything after the last heard word (a hallucinated tail); word
-    times move with the cut."""
+def _cut(samples: np.ndarray, words: list[dict[str, Any]]) -> tuple[int, int]:
+    """Where `trim` cuts: (first sample kept, first sample after)."""
     start, end = _speech_bounds(samples)
     if words:
         end = min(end + int(0.05 * RATE), int((words[-1]["end"] + TAIL_SECONDS) * RATE))
     start = max(0, start - int(LEAD_SECONDS * RATE))
-    end = max(start + 1, min(len(samples), end))
-    shift = start / RATE
-    moved = [{**w, "start": round(max(0.0, w["start"] - shift), 3), "end": round(max(0.0, w["end"] - shift), 3)}
-             for w in words]  # fmt: skip
-    return samples[start:end].copy(), moved
+    return start, max(start + 1, min(len(samples), end))
+
+
+def _shifted(words: list[dict[str, Any]], shift: float) -> list[dict[str, Any]]:
+    return [
+        {**w, "start": round(max(0.0, w["start"] + shift), 3), "end": round(max(0.0, w["end"] + shift), 3)}
+        for w in words
+    ]
+
+
+def trim(samples: np.ndarray, words: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Cut leading/trailing silence and anything after the last heard word (a hallucinated tail); word
+    times move with the cut."""
+    start, end = _cut(samples, words)
+    return samples[start:end].copy(), _shifted(words, -start / RATE)
+
+
+def lay_out(pieces: list[np.ndarray], pauses: list[float]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The pieces one after another, `pauses[i]` seconds of silence after piece i; (the audio, each piece's
+    (start, end) sample in it)."""
+    parts, spans, position = [], [], 0
+    for piece, pause in zip(pieces, pauses, strict=True):
+        silence = np.zeros(round(pause * RATE), np.float32)
+        spans.append((position, position + len(piece)))
+        parts += [piece.astype(np.float32), silence]
+        position += len(piece) + len(silence)
+    return np.concatenate(parts), spans
+
+
+@dataclass
+class LineAudio:
+    """A line's audio as synthesised, one piece per part (the text between its pauses), and the same audio as
+    Whisper hears it: each pause at most GAP_SECONDS."""
+
+    pieces: list[np.ndarray]
+    pauses: list[float]  # the silence after each piece (the last: none)
+    heard: np.ndarray = field(init=False)
+    _heard_spans: list[tuple[int, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if len(self.pieces) > 1:  # where a part meets a pause, the pause is the silence: cut the part's own
+            self.pieces = [_speech_only(piece) for piece in self.pieces]
+        self.heard, self._heard_spans = lay_out(self.pieces, [min(p, GAP_SECONDS) for p in self.pauses])
+
+    def take(self, heard: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]], list[tuple[float, float]]]:
+        """(the take: the pieces with their whole pauses, trimmed as `trim` does; the words Whisper heard, moved
+        onto it; each part's (start, end) in it, seconds). A tail is cut only in the last part: a part Whisper
+        did not hear stays in the take (the line's error rate already says so)."""
+        samples, spans = lay_out(self.pieces, self.pauses)
+        borders = [(end + start) / 2 / RATE for (_, end), (start, _) in itertools.pairwise(self._heard_spans)]
+        words: list[dict[str, Any]] = []
+        last_part = []
+        for word in heard:  # each word moves with the part its middle falls in
+            index = bisect.bisect_right(borders, (word["start"] + word["end"]) / 2)
+            moved = _shifted([word], (spans[index][0] - self._heard_spans[index][0]) / RATE)
+            words += moved
+            last_part += moved if index == len(spans) - 1 else []
+        start, end = _cut(samples, last_part)
+        parts = [(max(0, a - start) / RATE, max(0, min(b, end) - start) / RATE) for a, b in spans]
+        return samples[start:end].copy(), _shifted(words, -start / RATE), parts
+
+
+def _speech_only(samples: np.ndarray) -> np.ndarray:
+    """The piece from just before its first sound to just after its last."""
+    start, end = _speech_bounds(samples)
+    return samples[max(0, start - int(PART_LEAD * RATE)) : min(len(samples), end + int(PART_TAIL * RATE))]

@@ -60,17 +60,25 @@ def build(studio: Studio) -> None:
         return folder
 
     def choices() -> list[tuple[str, str]]:
-        return [(f"{p.data['name']} ({p.data['status']})", p.id) for p in service.store.all()]
+        return [(f"{p.data.name} ({p.data.status})", p.id) for p in service.store.all()]
 
     with gr.Row():
         picker = gr.Dropdown(choices(), label="Project", elem_id="project-pick", scale=3)
         refresh = gr.Button("↻", elem_id="project-refresh", scale=0, min_width=40)
     with gr.Accordion("New project", open=not choices(), elem_id="project-new"):
         name = gr.Textbox(label="Name", elem_id="project-name", value="My project")
-        script = gr.Textbox(label="Script (markdown: # Chapter, Name: line, [pause 1s])", lines=10, value=EXAMPLE,
-                            elem_id="project-script")  # fmt: skip
-        upload = gr.File(label="Import .txt, .md or .epub", file_types=[".txt", ".md", ".epub"], type="filepath",
-                         elem_id="project-import")  # fmt: skip
+        script = gr.Textbox(
+            label="Script (markdown: # Chapter, Name: line, [pause 1s])",
+            lines=10,
+            value=EXAMPLE,
+            elem_id="project-script",
+        )
+        upload = gr.File(
+            label="Import .txt, .md or .epub",
+            file_types=[".txt", ".md", ".epub"],
+            type="filepath",
+            elem_id="project-import",
+        )
         create = gr.Button("Create project", variant="primary", elem_id="project-create")
     with gr.Row():
         with gr.Column(scale=2):
@@ -118,8 +126,15 @@ def build(studio: Studio) -> None:
         bar = f"<progress value='{progress['done']}' max='{max(1, progress['total'])}'></progress>\n\n"
         text = f"{bar}**{view['status']}** · {progress['done']}/{progress['total']} lines{eta}{error}{warnings}"
         active = view["status"] in ("queued", "rendering")
-        return (_cast_text(view["voices"], view["speakers"]), view["model"], _dictionary_text(view["dictionary"]),
-                text, rows, gr.update(choices=flagged + others), gr.Timer(active=active))  # fmt: skip
+        return (
+            _cast_text(view["voices"], view["speakers"]),
+            view["model"],
+            _dictionary_text(view["dictionary"]),
+            text,
+            rows,
+            gr.update(choices=flagged + others),
+            gr.Timer(active=active),
+        )
 
     shown = [cast, model, dictionary, status, table, line, timer]
     picker.change(show, picker, shown)
@@ -150,8 +165,11 @@ def build(studio: Studio) -> None:
         if not project_id:
             return "Choose a project first."
         try:
-            changes = {"voices": _parse_cast(cast_), "model": model_ or "tts-1",
-                       "dictionary": _parse_dictionary(dictionary_)}  # fmt: skip
+            changes = {
+                "voices": _parse_cast(cast_),
+                "model": model_ or "tts-1",
+                "dictionary": _parse_dictionary(dictionary_),
+            }
             service.update(project_id, changes)
         except Exception as exc:
             return f"⚠ {error_text(exc)}"
@@ -208,7 +226,7 @@ def build(studio: Studio) -> None:
             data = service.export(project_id, fmt_, None, preset_)
         except Exception as exc:
             return None, f"⚠ {error_text(exc)}"
-        name_ = service.store.get(project_id).data["name"]
+        name_ = service.store.get(project_id).data.name
         safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in name_).strip() or "project"
         path = _scratch(project_id) / f"{safe}.{ {'opus': 'ogg'}.get(fmt_, fmt_) }"
         path.write_bytes(data)

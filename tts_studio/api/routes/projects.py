@@ -51,8 +51,10 @@ ProjectsDep = Annotated[ProjectService, Depends(get_projects)]
 class ProjectBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    script: str = Field(description="Markdown: '# Title' starts a chapter, 'Name: text' is a speaker's line, "
-                        "[pause 800ms] inserts silence, [laugh] is an engine tag.")  # fmt: skip
+    script: str = Field(
+        description="Markdown: '# Title' starts a chapter, 'Name: text' is a speaker's line, [pause 800ms] is "
+        "silence (inside a line: inside that line's one take), [laugh] is an engine tag."
+    )
     voices: dict[str, str] = Field(default_factory=dict, description="Speaker -> voice id or name (Narrator too).")
     model: str = "tts-1"
     dictionary: list[Entry] = Field(default_factory=list, max_length=MAX_ENTRIES)
@@ -97,15 +99,25 @@ async def _optional_json(request: Request, model: type[RenderBody], limit: int) 
 
 
 IMPORT_FIELDS = ("name", "file", "model")
-_IMPORT_FORM = form_body(["file"], {
-    "name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Defaults to the file's name."},
-    "file": {"type": "string", "format": "binary",
-             "description": f".txt, .md or .epub, up to {MAX_IMPORT_BYTES // 2**20} MB (an EPUB's chapters become "
-                            f"chapters; it may inflate to {MAX_INFLATED_BYTES // 2**20} MB at most)."},
-    "model": {"type": "string", "default": "tts-1"},
-})  # fmt: skip
-CREATE_BODY = {"requestBody": {"required": True, "content": {**json_body(ProjectBody)["requestBody"]["content"],
-                                                             **_IMPORT_FORM["requestBody"]["content"]}}}  # fmt: skip
+_IMPORT_FORM = form_body(
+    ["file"],
+    {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Defaults to the file's name."},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": f".txt, .md or .epub, up to {MAX_IMPORT_BYTES // 2**20} MB (an EPUB's chapters become "
+            f"chapters; it may inflate to {MAX_INFLATED_BYTES // 2**20} MB at most).",
+        },
+        "model": {"type": "string", "default": "tts-1"},
+    },
+)
+CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {**json_body(ProjectBody)["requestBody"]["content"], **_IMPORT_FORM["requestBody"]["content"]},
+    }
+}
 
 
 async def _imported(request: Request) -> ProjectBody:
@@ -117,12 +129,18 @@ async def _imported(request: Request) -> ProjectBody:
     try:
         for key in form:
             if key not in IMPORT_FIELDS:
-                raise InvalidRequest(f"Unknown field '{key}': an import takes {', '.join(IMPORT_FIELDS)}.",
-                                     param=key, code="unknown_parameter")  # fmt: skip
+                raise InvalidRequest(
+                    f"Unknown field '{key}': an import takes {', '.join(IMPORT_FIELDS)}.",
+                    param=key,
+                    code="unknown_parameter",
+                )
         upload = form.get("file")
         if upload is None:
-            raise InvalidRequest("Missing required parameter: 'file' (a .txt, .md or .epub file).", param="file",
-                                 code="missing_required_parameter")  # fmt: skip
+            raise InvalidRequest(
+                "Missing required parameter: 'file' (a .txt, .md or .epub file).",
+                param="file",
+                code="missing_required_parameter",
+            )
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("'file' must be a file part, not a text field.", param="file", code="invalid_type")
         data = await upload.read(MAX_IMPORT_BYTES + 1)
@@ -146,17 +164,21 @@ async def create_project(request: Request, projects: ProjectsDep, settings: Sett
     if imported:
         body = await _imported(request)
     elif media_type and media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType(f"Send the project as application/json or import a file as multipart/form-data "
-                                   f"(name, file), not '{media_type}'.")  # fmt: skip
+        raise UnsupportedMediaType(
+            f"Send the project as application/json or import a file as multipart/form-data "
+            f"(name, file), not '{media_type}'."
+        )
     else:
         body = await read_json(request, ProjectBody, settings.max_body_bytes)
     try:
-        project = await anyio.to_thread.run_sync(projects.create, body.name, body.script, body.voices, body.model,
-                                                 body.dictionary)  # fmt: skip
+        project = await anyio.to_thread.run_sync(
+            projects.create, body.name, body.script, body.voices, body.model, body.dictionary
+        )
     except InvalidRequest as exc:
         if imported and exc.param == "script":  # the script came from the file: name the field that was sent
-            raise InvalidRequest(f"The file does not make a script: {exc.message}", param="file",
-                                 code=exc.code) from None  # fmt: skip
+            raise InvalidRequest(
+                f"The file does not make a script: {exc.message}", param="file", code=exc.code
+            ) from None
         raise
     return await anyio.to_thread.run_sync(projects.view, project)
 
@@ -305,8 +327,11 @@ async def create_dialogue(request: Request, speech: SpeechDep, settings: Setting
         raise InvalidRequest(f"'response_format' must be one of {', '.join(FORMATS)}.", param="response_format")
     total = sum(len(item.text) for item in body.inputs)
     if total > settings.max_input_chars * 4:
-        raise InvalidRequest(f"The inputs hold {total} characters; the limit is {settings.max_input_chars * 4}.",
-                             param="inputs", code="string_above_max_length")  # fmt: skip
+        raise InvalidRequest(
+            f"The inputs hold {total} characters; the limit is {settings.max_input_chars * 4}.",
+            param="inputs",
+            code="string_above_max_length",
+        )
 
     def plans() -> list[Any]:
         made = []
