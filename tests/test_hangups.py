@@ -257,3 +257,25 @@ def test_a_realtime_client_that_never_reads_is_let_go(live_server: Callable[...,
         health = wait_until_idle(live, timeout=60)
         assert health["active_requests"] == 0  # while the socket is still open
         assert all(engine["in_use"] == 0 for engine in health["engines"].values())
+
+
+@pytest.mark.parametrize("door", ["speech-audio", "responses-sse"])
+def test_an_http_client_that_never_reads_is_let_go(live_server: Callable[..., LiveServer], door: str) -> None:
+    live = live_server(client_stall_seconds=2)
+    path, body = BODIES[door]
+    data = json.dumps(body).encode()
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + data)  # and never read: the reply is minutes long
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and live.app.state.speech_slots.active == 0:
+            time.sleep(0.05)
+        health = wait_until_idle(live, timeout=60)
+        assert health["active_requests"] == 0  # while the socket is still open
+        assert all(engine["in_use"] == 0 for engine in health["engines"].values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -66,19 +67,36 @@ class ClosingStreamingResponse(StreamingResponse):
                         await aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._stall is None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                await self.close()
+            return
         stall = self._stall
+        sending = [0.0]  # when the send in flight began (0: none): one watchdog, not a timer per send
 
-        async def send_or_give_up(message: Message) -> None:
-            if stall is None:
+        async def timed_send(message: Message) -> None:
+            sending[0] = time.monotonic()
+            try:
                 await send(message)
-                return
-            with anyio.fail_after(stall):  # a client that never reads must not hold its slot forever
-                await send(message)
+            finally:
+                sending[0] = 0.0
+
+        async def watchdog(scope_: anyio.CancelScope) -> None:
+            while True:
+                await anyio.sleep(min(1.0, stall / 4))
+                if sending[0] and time.monotonic() - sending[0] > stall:
+                    scope_.cancel()  # a client that never reads must not hold its job forever
+                    return
 
         try:
-            await super().__call__(scope, receive, send_or_give_up)
-        except TimeoutError:
-            return  # the client stopped reading: the connection is dropped, everything is freed below
+            with anyio.CancelScope() as response_scope:
+                watcher = asyncio.ensure_future(watchdog(response_scope))
+                try:
+                    await super().__call__(scope, receive, timed_send)
+                finally:
+                    watcher.cancel()
         finally:
             await self.close()
 
