@@ -22,7 +22,7 @@ import anyio
 
 from tts_studio.engines.scheduler import Priority
 from tts_studio.services.admission import RequestSlots
-from tts_studio.services.pipeline import JobCancelled, Progress, speak
+from tts_studio.services.pipeline import Cancellation, JobCancelled, Progress, speak
 from tts_studio.services.plan import SpeechOrder, SpeechPlan
 from tts_studio.services.speech import SpeechService
 from tts_studio.services.text_feed import TextFeed
@@ -40,7 +40,7 @@ class SpeechJob:
         self.engine_id: str | None = None
         self.voice: str | None = None
         self._slots = slots
-        self._stop = threading.Event()
+        self._stop = Cancellation()
         self._step = threading.Lock()  # held by the one driver for each step; close() waits for it
         self._audio: Generator[bytes, None, None] | None = None
         self._feed: TextFeed | None = None

@@ -5,6 +5,7 @@ with sending; closing the generator stops synthesis within one piece and release
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import queue
@@ -35,6 +36,33 @@ QUEUE_DEPTH = 8  # audio pieces synthesised ahead of the encoder
 
 class JobCancelled(Exception):
     """The job was cancelled (its caller left or asked to stop): the consumer's next step ends it."""
+
+
+class Cancellation:
+    """Set once, from any thread; wakes whoever asked to hear it (a consumer waiting on its queue), so
+    nothing polls for it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._wakers: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()
+
+    def on_set(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            if not self._event.is_set():
+                self._wakers.append(wake)
+                return
+        wake()
 
 
 class ClientStalled(StudioError):
@@ -148,24 +176,30 @@ class Prefetched(Generic[T]):
     give up (and let go of its engine)."""
 
     def __init__(
-        self, make: Callable[[], Iterator[T]], stall_seconds: float, name: str, stop: threading.Event | None = None
+        self, make: Callable[[], Iterator[T]], stall_seconds: float, name: str, stop: Cancellation | None = None
     ) -> None:
         self._make = make
         self._stall = stall_seconds
         self._items: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
         self._stop = threading.Event()  # close(): the producer stops
-        self._cancel = stop if stop is not None else threading.Event()  # set from any thread: both sides stop
+        self._cancel = stop if stop is not None else Cancellation()  # set from any thread: both sides stop
         self._finished = threading.Event()
         self._outcome: list[BaseException] = []
         self._done = False
         self._worker = threading.Thread(target=self._produce, name=name, daemon=True)
         self._worker.start()
+        self._cancel.on_set(self._wake)
+
+    def _wake(self) -> None:
+        """A cancel wakes a consumer waiting on the queue (a full queue has no one waiting on it)."""
+        with contextlib.suppress(queue.Full):
+            self._items.put_nowait(("cancelled", None))
 
     def _put(self, message: tuple[str, Any]) -> bool:
         deadline = time.monotonic() + self._stall
         while not self._stop.is_set() and not self._cancel.is_set():
             try:
-                self._items.put(message, timeout=max(0.0, min(0.1, deadline - time.monotonic())))
+                self._items.put(message, timeout=max(0.0, min(1.0, deadline - time.monotonic())))
             except queue.Full:
                 if time.monotonic() >= deadline:
                     self._outcome.append(ClientStalled(f"The client took nothing for {self._stall:.0f} s."))
@@ -201,7 +235,7 @@ class Prefetched(Generic[T]):
                 self._done = True
                 raise JobCancelled("cancelled")
             try:
-                kind, value = self._items.get(timeout=0.05)
+                kind, value = self._items.get(timeout=1.0)
             except queue.Empty:
                 if self._cancel.is_set():
                     continue  # reported as JobCancelled at the top of the loop
@@ -212,6 +246,8 @@ class Prefetched(Generic[T]):
             if kind == "item":
                 item: T = value
                 return item
+            if kind == "cancelled":
+                continue  # reported as JobCancelled at the top of the loop
             self._done = True
             if kind == "error":
                 raise value
@@ -238,7 +274,7 @@ def speak(
     progress: Progress | None = None,
     stall_seconds: float = 60.0,
     sample_rate: int | None = None,
-    stop: threading.Event | None = None,
+    stop: Cancellation | None = None,
 ) -> Generator[bytes, None, None]:
     """Encoded audio for `plans` spoken one after another (the UI's long texts are several plans),
     bytes as soon as the encoder has them. Errors before the first byte propagate to the caller. Setting
