@@ -28,8 +28,8 @@ from tts_studio.engines.registry import default_registry
 from tts_studio.engines.scheduler import Priority
 from tts_studio.projects.render import BATCH_SECONDS
 from tts_studio.projects.verify import batch_seconds, hear, hear_batch
-from tts_studio.studio import build_services
 from tts_studio.services.speech import SpeechOrder
+from tts_studio.studio import build_services
 
 NAMES = ["Anna", "Tom", "Maria", "Peter", "Lucy", "James", "Sarah", "David"]
 PLACES = ["the market", "the river", "the old mill", "the school", "the station", "the garden", "the harbour"]
