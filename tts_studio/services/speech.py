@@ -1,21 +1,20 @@
-"""Speech synthesis as a service: resolve the model, validate and plan a request, speak it (pipeline.py)."""
+"""Speech synthesis as a service: resolve the model, validate and plan a request. Speaking a plan is a speech
+job (services/job.py), the one way in for every caller."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import logging
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from tts_studio.audio.decode import DecodedAudio, decode_audio
 from tts_studio.config import Settings
 from tts_studio.engines.base import EngineInfo
 from tts_studio.engines.manager import ModelManager
-from tts_studio.engines.scheduler import Priority
 from tts_studio.errors import EngineUnavailable, InvalidRequest, ModelNotFound, StudioError
 from tts_studio.services.fetch import fetch_audio
-from tts_studio.services.pipeline import Progress, speak
 from tts_studio.services.plan import SpeechOrder, SpeechPlan
 from tts_studio.services.text_feed import TextFeed
 from tts_studio.services.voices import ResolvedVoice, VoiceCatalog
@@ -149,23 +148,3 @@ class SpeechService:
             assert order.voice_url is not None
             data = fetch_audio(order.voice_url, limits.max_bytes)
         return decode_audio(data, limits, param=param)
-
-    def speak(
-        self,
-        plans: Sequence[SpeechPlan],
-        fmt: str,
-        *,
-        priority: Priority = Priority.INTERACTIVE,
-        progress: Progress | None = None,
-        sample_rate: int | None = None,
-    ) -> Generator[bytes, None, None]:
-        """Encoded audio for `plans`, through the one pipeline (see services/pipeline.py)."""
-        return speak(
-            self.manager,
-            plans,
-            fmt,
-            priority=priority,
-            progress=progress,
-            sample_rate=sample_rate,
-            stall_seconds=self.settings.client_stall_seconds,
-        )
