@@ -18,6 +18,7 @@ import anyio
 
 from tts_studio.audio.decode import DecodedAudio, pcm16_to_float
 from tts_studio.errors import StudioError
+from tts_studio.realtime_beta import beta_event
 from tts_studio.services.conversation import Audio, SpokenReply, fixed_text, llm_messages
 from tts_studio.services.speech import SpeechOrder
 from tts_studio.studio import Services
@@ -39,44 +40,6 @@ def _max_tokens(value: Any, param: str) -> int | str:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096:
         return value
     raise EventError("'max_output_tokens' must be 1-4096 or 'inf'.", param=param)
-
-
-_BETA_NAMES = {
-    "response.output_audio.delta": "response.audio.delta",
-    "response.output_audio.done": "response.audio.done",
-    "response.output_audio_transcript.delta": "response.audio_transcript.delta",
-    "response.output_audio_transcript.done": "response.audio_transcript.done",
-    "response.output_text.delta": "response.text.delta",
-    "response.output_text.done": "response.text.done",
-    "conversation.item.added": "conversation.item.created",
-}
-
-
-def _beta_session(session: dict[str, Any]) -> dict[str, Any]:
-    audio = session["audio"]
-    return {
-        "id": session["id"],
-        "object": "realtime.session",
-        "model": session["model"],
-        "modalities": ["text", "audio"] if "audio" in session["output_modalities"] else ["text"],
-        "instructions": session["instructions"],
-        "voice": audio["output"]["voice"],
-        "input_audio_format": "pcm16",
-        "output_audio_format": "pcm16",
-        "turn_detection": None,
-        "input_audio_transcription": audio["input"]["transcription"],
-        "max_response_output_tokens": session["max_output_tokens"],
-    }
-
-
-def _beta_event(event: dict[str, Any]) -> dict[str, Any]:
-    """The same event in the beta protocol's names and session shape."""
-    if event["type"] == "conversation.item.done":
-        return {}  # the beta protocol has no such event
-    event = {**event, "type": _BETA_NAMES.get(event["type"], event["type"])}
-    if "session" in event:
-        event["session"] = _beta_session(event["session"])
-    return event
 
 
 def _speed(value: Any) -> float:
@@ -152,7 +115,7 @@ class RealtimeSession:
         """Send one event; a client that takes nothing for `client_stall_seconds` is treated as gone."""
         event.setdefault("event_id", new_id("event"))
         if self.beta:
-            event = _beta_event(event)
+            event = beta_event(event)
         async with self._send_lock:
             if not self.closed and event:
                 try:
