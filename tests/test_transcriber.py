@@ -11,7 +11,7 @@ import numpy as np
 
 from tts_studio.audio.decode import DecodedAudio
 from tts_studio.engines.scheduler import Priority
-from tts_studio.services.transcription import Transcriber
+from tts_studio.services.transcription import ENGLISH, Transcriber
 
 AUDIO = DecodedAudio(np.zeros(16000, np.float32), 16000, "pcm")
 
@@ -46,7 +46,7 @@ def _queued(transcriber: Transcriber, count: int) -> None:
 def test_interactive_transcription_goes_before_waiting_verification() -> None:
     transcriber = Transcriber()
     model = GatedModel()
-    transcriber._model = model  # the stand-in: Whisper's order of calls is what is tested
+    transcriber._models[ENGLISH] = model  # the stand-in: Whisper's order of calls is what is tested
     first = _call(transcriber, "verify-1", Priority.BACKGROUND)
     assert model.entered.wait(30)
     second = _call(transcriber, "verify-2", Priority.BACKGROUND)

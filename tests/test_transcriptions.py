@@ -24,6 +24,7 @@ def _words(text: str) -> set[str]:
 def test_json_text_and_subtitles(sdk: OpenAI, speech_mp3: bytes) -> None:
     result = sdk.audio.transcriptions.create(model="whisper-1", file=("a.mp3", speech_mp3))
     assert {"quick", "brown", "fox", "bread", "plants"} <= _words(result.text)
+    assert [language.code for language in result.languages or []] == ["en"]
     text = sdk.audio.transcriptions.create(model="whisper-1", file=("a.mp3", speech_mp3), response_format="text")
     assert isinstance(text, str) and "fox" in text.lower()
     srt = sdk.audio.transcriptions.create(model="whisper-1", file=("a.mp3", speech_mp3), response_format="srt")
@@ -38,6 +39,7 @@ def test_verbose_json_with_words(sdk: OpenAI, speech_mp3: bytes) -> None:
         timestamp_granularities=["word", "segment"],
     )  # fmt: skip
     assert result.language == "english" and result.duration > 5
+    assert result.to_dict()["languages"] == [{"code": "en"}]
     assert result.segments and result.segments[0].end > result.segments[0].start
     assert result.words and {"quick", "fox"} <= {w.word.lower().strip(".,") for w in result.words}
 
@@ -46,6 +48,7 @@ def test_streaming_events(sdk: OpenAI, speech_mp3: bytes) -> None:
     stream = sdk.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=("a.mp3", speech_mp3), stream=True)
     events = list(stream)
     assert events[-1].type == "transcript.text.done" and "fox" in events[-1].text.lower()
+    assert [language.code for language in events[-1].languages or []] == ["en"]
     assert all(e.type == "transcript.text.delta" for e in events[:-1]) and len(events) >= 2
 
 

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 
 from tts_studio import __version__
+from tts_studio.api.body_timeout import BodyTimeout
 from tts_studio.api.deps import require_api_key
 from tts_studio.api.errors import install_error_handlers
 from tts_studio.api.guard import BrowserGuard, BrowserPolicy
@@ -81,7 +82,8 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         title="TTS Studio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     install_error_handlers(app)
-
+    # Inside the request id (the 408 carries one), outside every route and mount that reads a body.
+    app.add_middleware(BodyTimeout, timeout=settings.body_timeout_seconds)
     app.add_middleware(RequestIdMiddleware)
 
     protected = [Depends(require_api_key)]

@@ -70,12 +70,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="[HOST:]PORT",
         help="also serve the Wyoming protocol for Home Assistant (usually 10200; no authentication)",
     )
+    serve.add_argument(
+        "--no-zeroconf",
+        action="store_true",
+        help="do not announce the Wyoming server over zeroconf (Home Assistant's discovery)",
+    )
     serve.add_argument("--open-browser", action="store_true", help="open the studio in the browser once it answers")
     serve.add_argument("--no-ui", action="store_true", help="serve the API only (no Gradio)")
     sub.add_parser("engines", help="list the engines, whether they are installed, and their install commands")
     sub.add_parser("mcp", help="serve the MCP tools (speak, transcribe, list_voices, list_models) over stdio")
     download = sub.add_parser("download", help="download an engine's weights for offline use")
-    download.add_argument("engine", help="engine id, e.g. chatterbox or voxcpm2")
+    download.add_argument(
+        "engine", help="engine id, e.g. chatterbox or voxcpm2; `whisper`: speech to text in every language"
+    )
     return parser
 
 
@@ -94,6 +101,17 @@ def download(settings: Settings, engine_id: str) -> int:
     from tts_studio.engines.weights import resolve_weights
     from tts_studio.errors import StudioError
 
+    if engine_id == "whisper":  # the multilingual speech-to-text model (tiny.en ships in a package)
+        from tts_studio.services.whisper_models import MultilingualWhisper
+
+        whisper = MultilingualWhisper(settings)
+        try:
+            folder = whisper.download()
+        except StudioError as exc:
+            print(exc.message, file=sys.stderr)
+            return 1
+        print(f"whisper: {whisper.repo} is ready in {folder}; languages besides English now transcribe with it")
+        return 0
     if engine_id == "hibari":  # the embedded engine's optional voices
         from tts_studio.engines.hibari_engine import download_voices, voice_dir
 
@@ -244,6 +262,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         overrides["enable_ui"] = False
     if getattr(args, "wyoming", None):
         overrides.update(wyoming_address(args.wyoming))
+    if getattr(args, "no_zeroconf", False):
+        overrides["wyoming_zeroconf"] = False
     return Settings(**overrides)
 
 

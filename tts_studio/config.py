@@ -33,15 +33,22 @@ _DIRS = PlatformDirs(APP_NAME, appauthor=False)
 
 
 def _default_model_map() -> dict[str, list[str]]:
-    # First installed engine wins: a fresh CPU install speaks every id with the embedded engine.
+    # First installed engine wins: a fresh CPU install speaks every id with the embedded engine. Ids extending a
+    # key follow it (alias_for): gpt-realtime-2.1, -2 and -1.5 follow gpt-realtime, gpt-audio-1.5 gpt-audio.
+    best = ["voxcpm2", "chatterbox-multilingual", "chatterbox", "hibari"]
+    fast = ["hibari"]  # the mini ids: low latency on the CPU, as OpenAI's mini models trade quality for speed
     return {
         "tts-1": ["hibari"],
         "tts-1-hd": ["voxcpm2", "chatterbox", "hibari"],
-        "gpt-4o-mini-tts": ["voxcpm2", "chatterbox-multilingual", "chatterbox", "hibari"],
-        # OpenAI's newer speech comes through the Realtime API (gpt-realtime, gpt-realtime-mini, dated ids)
-        "gpt-realtime": ["voxcpm2", "chatterbox-multilingual", "chatterbox", "hibari"],
-        "gpt-4o-realtime-preview": ["voxcpm2", "chatterbox-multilingual", "chatterbox", "hibari"],
-        "gpt-4o-mini-realtime-preview": ["hibari"],
+        "gpt-4o-mini-tts": list(best),
+        # OpenAI's newer speech comes through the Realtime API and the gpt-audio models (and their dated ids)
+        "gpt-realtime": list(best),
+        "gpt-realtime-mini": list(fast),
+        "gpt-realtime-2.1-mini": list(fast),
+        "gpt-audio": list(best),
+        "gpt-audio-mini": list(fast),
+        "gpt-4o-realtime-preview": list(best),
+        "gpt-4o-mini-realtime-preview": list(fast),
     }
 
 
@@ -91,10 +98,13 @@ class Settings(BaseSettings):
     client_stall_seconds: float = Field(
         60.0, gt=0, description="A client that reads nothing this long is dropped (its engine is freed)."
     )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="A request body that sends nothing this long is answered 408 (connection closed)."
+    )
     idle_unload_seconds: float = Field(300.0, description="Unload an engine idle this long; <0 never, 0 at once.")
     model_map: dict[str, list[str]] = Field(
         default_factory=_default_model_map,
-        description="OpenAI model id -> engine ids, first installed wins (ids extending a key, as gpt-realtime-mini or "
+        description="OpenAI model id -> engine ids, first installed wins (ids extending a key, as gpt-realtime-2.1 or "
         "dated ids, follow it).",
     )
     model_params: dict[str, dict[str, Any]] = Field(
@@ -120,7 +130,16 @@ class Settings(BaseSettings):
     voice_url_enabled: bool = Field(
         False, description="Allow `voice_url` on /v1/audio/speech (public http(s) only; SSRF-guarded)."
     )
-    auto_transcribe: bool = Field(True, description="Fill a missing voice transcript with Whisper tiny.en.")
+    auto_transcribe: bool = Field(
+        True,
+        description="Fill a missing voice transcript with Whisper in the voice's language (others than English "
+        "need the multilingual model).",
+    )
+    whisper_multilingual_model: str = Field(
+        "Systran/faster-whisper-small",
+        description="faster-whisper repo for languages other than English, fetched only when asked (`tts-studio "
+        'download whisper` or the Models tab); engine_dirs["whisper"] may name a local copy instead.',
+    )
     hibari_threads: int = Field(1, ge=1, description="CPU threads for the embedded engine.")
     data_dir: Path = Field(_DIRS.user_data_path, description="User data (voices, history).")
     cache_dir: Path = Field(_DIRS.user_cache_path, description="Model downloads and temporary files.")
@@ -131,6 +150,11 @@ class Settings(BaseSettings):
     )
     wyoming_host: str | None = Field(None, description="Address for the Wyoming server (default: the same as host).")
     wyoming_model: str = Field("tts-1", description="The model Wyoming clients speak with (tts-1: the fast default).")
+    wyoming_zeroconf: bool = Field(
+        True,
+        description="Announce the Wyoming server over zeroconf (mDNS) so Home Assistant discovers it; only when it "
+        "listens beyond loopback.",
+    )
     chat_upstream: str | None = Field(
         None,
         description="Base URL of an OpenAI-compatible LLM server for /v1/chat/completions, /v1/responses and "
@@ -187,7 +211,7 @@ class Settings(BaseSettings):
 
     def alias_for(self, model: str) -> str | None:
         """The model_map key `model` uses: itself, else the longest key it extends with "-..." (dated and
-        variant ids: gpt-4o-mini-tts-2025-12-15, gpt-realtime-mini, tts-1-hd-1106), or None."""
+        variant ids: gpt-4o-mini-tts-2025-12-15, gpt-realtime-2.1, tts-1-hd-1106), or None."""
         if model in self.model_map:
             return model
         prefixes = [key for key in self.model_map if model.startswith(f"{key}-")]

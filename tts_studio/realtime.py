@@ -8,6 +8,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,46 +20,26 @@ import anyio
 from tts_studio.audio.decode import DecodedAudio, pcm16_to_float
 from tts_studio.errors import StudioError
 from tts_studio.realtime_beta import beta_event
+from tts_studio.realtime_config import (
+    RATE,
+    EventError,
+    apply_update,
+    max_tokens,
+    new_session,
+    object_of,
+    read_update,
+    transcription_failure,
+)
 from tts_studio.services.conversation import Audio, SpokenReply, fixed_text, llm_messages
 from tts_studio.services.speech import SpeechOrder
 from tts_studio.studio import Services
 
 log = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-RATE = 24_000
 MAX_BUFFER_BYTES = RATE * 2 * 60 * 10  # ten minutes of pcm16 waiting for a commit
 MAX_ITEMS = 200  # conversation items kept (the oldest go first, as OpenAI truncates a long conversation)
 MAX_CONVERSATION_CHARS = 200_000  # text kept across all items
-SPEED_RANGE = (0.25, 4.0)
 CLOSE_WAIT_SECONDS = 10.0  # a response asked to stop ends within one engine piece; this is the backstop
-PCM_ONLY = "Only 24 kHz pcm16 audio ({'type': 'audio/pcm', 'rate': 24000}) is supported."
-
-
-def _max_tokens(value: Any, param: str) -> int | str:
-    if value == "inf":
-        return "inf"
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096:
-        return value
-    raise EventError("'max_output_tokens' must be 1-4096 or 'inf'.", param=param)
-
-
-def _speed(value: Any) -> float:
-    low, high = SPEED_RANGE
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise EventError(f"'speed' must be a number from {low} to {high}.", param="session.audio.output.speed")
-    return float(value)  # NaN and infinities fail the range check above
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-class EventError(Exception):
-    """A client event that cannot be served: answered with an `error` event, the session goes on."""
-
-    def __init__(self, message: str, code: str = "invalid_value", param: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.code, self.param = message, code, param
 
 
 def new_id(prefix: str) -> str:
@@ -93,23 +74,7 @@ class RealtimeSession:
         self.audio_buffer = bytearray()
         self.active: _Reply | None = None
         self.closed = False  # the socket is gone: nothing more is sent
-        self.session: dict[str, Any] = {
-            "type": "realtime",
-            "object": "realtime.session",
-            "id": new_id("sess"),
-            "model": model,
-            "output_modalities": ["audio"],
-            "instructions": "",
-            "max_output_tokens": "inf",
-            "audio": {
-                "input": {
-                    "format": {"type": "audio/pcm", "rate": RATE},
-                    "turn_detection": None,
-                    "transcription": {"model": "whisper-1", "language": "en"},
-                },
-                "output": {"format": {"type": "audio/pcm", "rate": RATE}, "voice": "alloy", "speed": 1.0},
-            },
-        }
+        self.session: dict[str, Any] = new_session(new_id("sess"), model)
 
     async def send(self, event: dict[str, Any]) -> None:
         """Send one event; a client that takes nothing for `client_stall_seconds` is treated as gone."""
@@ -160,37 +125,10 @@ class RealtimeSession:
 
     # -- session ---------------------------------------------------------------------------------
     async def _session_update(self, event: dict[str, Any]) -> None:
-        update = event.get("session")
-        if not isinstance(update, dict):
-            raise EventError("'session' must be an object.", param="session")
-        if isinstance(update.get("instructions"), str):
-            self.session["instructions"] = update["instructions"]
-        for key in ("max_output_tokens", "max_response_output_tokens"):  # GA and beta spellings
-            if key in update:
-                self.session["max_output_tokens"] = _max_tokens(update[key], f"session.{key}")
-        modalities = update.get("output_modalities", update.get("modalities"))  # GA and beta spellings
-        if isinstance(modalities, list):
-            self.session["output_modalities"] = ["audio"] if "audio" in modalities else ["text"]
-        audio = _object(update.get("audio"))
-        out, into = _object(audio.get("output")), _object(audio.get("input"))
-        voice = out.get("voice", update.get("voice"))
-        voice = voice.get("id") if isinstance(voice, dict) else voice
-        if voice is not None:
-            if not isinstance(voice, str) or not voice:
-                raise EventError("'voice' must be a voice name or id.", param="session.audio.output.voice")
-            await anyio.to_thread.run_sync(self._check_voice, voice)  # an unknown voice fails now
-        speed = out.get("speed", update.get("speed"))
-        speed = _speed(speed) if speed is not None else None  # refused now, not at the next response
-        for fmt in (out.get("format"), into.get("format")):
-            if isinstance(fmt, dict) and (fmt.get("type") != "audio/pcm" or fmt.get("rate", RATE) != RATE):
-                raise EventError(PCM_ONLY, "unsupported_format", "session.audio.format")
-        for key in ("output_audio_format", "input_audio_format"):  # the beta spelling
-            if update.get(key, "pcm16") != "pcm16":
-                raise EventError(PCM_ONLY, "unsupported_format", f"session.{key}")
-        if voice is not None:
-            self.session["audio"]["output"]["voice"] = voice
-        if speed is not None:
-            self.session["audio"]["output"]["speed"] = speed
+        change = read_update(event.get("session"))  # every field checked before any is applied
+        if change.voice is not None:
+            await anyio.to_thread.run_sync(self._check_voice, change.voice)  # an unknown voice fails now
+        apply_update(self.session, change)
         await self.send({"type": "session.updated", "session": self.session})
 
     def _speech_model(self) -> str:
@@ -275,9 +213,19 @@ class RealtimeSession:
         await self.send({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
         samples = pcm16_to_float(data)
         audio = DecodedAudio(samples, RATE, "pcm")
-        services = self.services
-        with services.transcription_slots.held():
-            transcript = await anyio.to_thread.run_sync(services.transcriber.transcribe, audio, "en")
+        services, wanted = self.services, self.session["audio"]["input"]["transcription"]
+        hear = functools.partial(
+            services.transcriber.transcribe, audio, language=wanted.get("language"), prompt=wanted.get("prompt")
+        )
+        try:
+            with services.transcription_slots.held():
+                transcript = await anyio.to_thread.run_sync(hear)
+        except StudioError as exc:  # e.g. a language no installed Whisper hears: this turn fails, not the session
+            failure = transcription_failure(exc)
+            error = {"type": "invalid_request_error", "code": failure.code, "message": failure.message}
+            failed = {"item_id": item_id, "content_index": 0, "error": {**error, "param": failure.param}}
+            await self.send({"type": "conversation.item.input_audio_transcription.failed", **failed})
+            raise failure from exc
         await self._add_item(Item(item_id, "user", transcript.text, "input_audio"))
         await self.send(
             {
@@ -290,11 +238,11 @@ class RealtimeSession:
         )
 
     # -- responses ---------------------------------------------------------------------------------
-    def _source(self, instructions: str, max_tokens: int | str) -> AsyncIterator[str]:
+    def _source(self, instructions: str, token_limit: int | str) -> AsyncIterator[str]:
         chat = self.services.chat
         turns = [(item.role, item.text) for item in self.items if item.text.strip()]
         if chat.configured:
-            limit = max_tokens if isinstance(max_tokens, int) else None
+            limit = token_limit if isinstance(token_limit, int) else None
             return chat.reply(llm_messages(instructions or None, turns), None, limit)
         if not turns:
             raise EventError(
@@ -305,19 +253,19 @@ class RealtimeSession:
     async def _response_create(self, event: dict[str, Any]) -> None:
         if self.active is not None:
             raise EventError("A response is already in progress.", "conversation_already_has_active_response")
-        options = _object(event.get("response"))
+        options = object_of(event.get("response"))
         instructions = options.get("instructions", self.session["instructions"])
-        max_tokens = _max_tokens(
+        limit = max_tokens(
             options.get("max_output_tokens", self.session["max_output_tokens"]), "response.max_output_tokens"
         )
-        voice = _object(_object(options.get("audio")).get("output")).get("voice", options.get("voice"))
+        voice = object_of(object_of(options.get("audio")).get("output")).get("voice", options.get("voice"))
         voice = voice if isinstance(voice, str) and voice else self.session["audio"]["output"]["voice"]
         order = SpeechOrder(
             model=self._speech_model(), input="", voice=voice, speed=self.session["audio"]["output"]["speed"]
         )
         modalities = options.get("output_modalities", options.get("modalities", self.session["output_modalities"]))
         spoken = not isinstance(modalities, list) or "audio" in modalities
-        source = self._source(str(instructions or ""), max_tokens)
+        source = self._source(str(instructions or ""), limit)
         reply = SpokenReply(self.services.jobs, order, source, "pcm", spoken=spoken)
         active = _Reply(new_id("resp"), reply)
         self.active = active

@@ -25,6 +25,7 @@ from tts_studio.services.library import VoiceLibrary
 from tts_studio.services.speech import SpeechService
 from tts_studio.services.transcription import Transcriber
 from tts_studio.services.voices import VoiceCatalog, VoiceMap
+from tts_studio.services.whisper_models import MultilingualWhisper
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
         threads=max(1, (os.cpu_count() or 2) // 2),
         wait_limit=settings.queue_wait_seconds,
         idle_unload_seconds=settings.idle_unload_seconds,
+        multilingual=MultilingualWhisper(settings),  # when downloaded: every language besides English
     )
     engine_voices = {voice for spec in engines.values() for voice in spec.info.voices}
     library = VoiceLibrary(

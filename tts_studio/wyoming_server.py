@@ -50,6 +50,7 @@ from tts_studio.wyoming_events import (
     too_much_audio,
     voice_name,
 )
+from tts_studio.wyoming_zeroconf import Announcement, announce
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -458,6 +459,7 @@ class WyomingServer:
         self._server = AsyncTcpServer(self.host, self.port)
         self._handlers: weakref.WeakSet[StudioHandler] = weakref.WeakSet()
         self.running = False
+        self._announcement: Announcement | None = None
 
     def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StudioHandler:
         handler = StudioHandler(self, reader, writer)
@@ -473,10 +475,15 @@ class WyomingServer:
             return False
         self.running = True
         log.info("Wyoming server on tcp://%s:%d (Home Assistant: Wyoming Protocol integration)", self.host, self.port)
+        if self.services.settings.wyoming_zeroconf:  # beyond loopback, Home Assistant discovers it
+            self._announcement = announce(self.host, self.port)
         return True
 
     async def stop(self) -> None:
         """Stop listening and end every connection; their jobs are closed before the engines unload."""
+        if self._announcement is not None:  # withdrawn first: Home Assistant stops offering it
+            announcement, self._announcement = self._announcement, None
+            await announcement.withdraw()
         if self.running:
             self.running = False
             await self._server.stop()

@@ -41,10 +41,50 @@ TRANSCRIPTION_BODY = form_body(
     ["file", "model"],
     {
         "file": {**_FILE, "description": "Audio up to 25 MiB and one hour."},
-        "model": {"type": "string", "examples": ["whisper-1", "gpt-4o-mini-transcribe"]},
-        "language": {"type": "string", "enum": ["en"]},
-        "prompt": {"type": "string"},
-        "response_format": {"type": "string", "enum": ["json", "text", "srt", "verbose_json", "vtt"]},
+        "model": {
+            "type": "string",
+            "examples": ["whisper-1", "gpt-transcribe", "gpt-4o-mini-transcribe-2025-12-15"],
+            "description": "Any OpenAI transcription id (dated forms too); all use Whisper here.",
+        },
+        "language": {
+            "type": "string",
+            "examples": ["en", "fr"],
+            "description": "ISO-639-1. English: tiny.en; other languages need the multilingual Whisper "
+            "(`tts-studio download whisper`). Unset: detected with it, else English.",
+        },
+        "languages[]": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Possible languages: one is used as `language`; several keep detection to them.",
+        },
+        "prompt": {"type": "string", "description": "Whisper's initial prompt (style, spellings)."},
+        "keywords[]": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 200},
+            "description": "Words or phrases to bias recognition towards (Whisper hotwords).",
+        },
+        "chunking_strategy": {
+            "description": '"auto", or chunking_strategy[type]=server_vad with [prefix_padding_ms], '
+            "[silence_duration_ms], [threshold]: silences are cut (VAD) before Whisper hears the audio.",
+            "oneOf": [
+                {"type": "string", "enum": ["auto"]},
+                {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {
+                        "type": {"type": "string", "enum": ["server_vad"]},
+                        "prefix_padding_ms": {"type": "integer", "minimum": 0, "maximum": 10000},
+                        "silence_duration_ms": {"type": "integer", "minimum": 0, "maximum": 10000},
+                        "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                    },
+                },
+            ],
+        },
+        "response_format": {
+            "type": "string",
+            "enum": ["json", "text", "srt", "verbose_json", "vtt"],
+            "description": "diarized_json is refused (no speaker diarization here).",
+        },
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
         "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
         "stream": {"type": "boolean"},

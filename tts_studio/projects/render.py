@@ -23,7 +23,7 @@ from tts_studio.errors import NotFound, StudioError
 from tts_studio.projects.dictionary import GlobalDictionary
 from tts_studio.projects.script import Line, Part, strip_tags
 from tts_studio.projects.store import RATE, Project, ProjectStore, RenderStats, Take
-from tts_studio.projects.verify import LineAudio, batch_seconds, failed, hear_batch
+from tts_studio.projects.verify import Heard, LineAudio, batch_seconds, failed, hear_batch
 from tts_studio.services.job import SpeechJobs
 from tts_studio.services.speech import SpeechOrder
 from tts_studio.services.transcription import Transcriber
@@ -350,22 +350,29 @@ class ProjectRenderer:
 
     def _check(self, batch: list[_Work]) -> list[Take | None]:
         """For each take: the take to keep, or None to try again with a new seed."""
-        english = [w for w in batch if w.language.startswith("en") and w.audio is not None]
         # the words of the whole line (a tag is a sound, not words to hear)
         expected = {id(w): " ".join(strip_tags(part.text) for part in w.parts) for w in batch}
-        results = hear_batch(self.transcriber, [(w.audio.heard, expected[id(w)]) for w in english if w.audio])
-        heard = {id(w): result for w, result in zip(english, results, strict=True)}
+        heard: dict[int, Heard] = {}
+        # one Whisper call per language: tiny.en for English, the multilingual model (when downloaded) for others
+        for language in dict.fromkeys(w.language for w in batch if self.transcriber.can_transcribe(w.language)):
+            group = [w for w in batch if w.language == language and w.audio is not None]
+            takes_heard = [(w.audio.heard, expected[id(w)]) for w in group if w.audio is not None]
+            results = hear_batch(self.transcriber, takes_heard, language)
+            heard.update({id(w): result for w, result in zip(group, results, strict=True)})
         takes: list[Take | None] = []
         for work in batch:
             assert work.audio is not None
             tries = work.attempt + 1
             if id(work) not in heard:
                 samples, _, parts = work.audio.take([])
-                note = f"Not verified: Whisper tiny.en checks English only (voice language '{work.language}')."
+                note = (
+                    f"Not verified: Whisper cannot transcribe the voice's language '{work.language}' here (besides "
+                    "English it needs the multilingual model: `tts-studio download whisper` or the Models tab)."
+                )
                 takes.append(Take(work.key, samples, "", None, tries, False, [], note=note, parts=parts))
                 continue
             result = heard[id(work)]
-            bad = failed(expected[id(work)], result.wer, self.settings.project_wer_threshold)
+            bad = failed(expected[id(work)], result.wer, self.settings.project_wer_threshold, work.language)
             if bad and tries < self.settings.project_max_tries:
                 takes.append(None)
                 continue

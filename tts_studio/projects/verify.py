@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,22 +26,33 @@ WER_THRESHOLD = 0.25
 LEAD_SECONDS, TAIL_SECONDS = 0.08, 0.25  # kept before the first and after the last heard word
 PART_LEAD, PART_TAIL = 0.03, 0.06  # kept before and after a part's speech where it meets a pause inside a line
 _WORD = re.compile(r"[a-z0-9']+")
+UNSPACED = ("zh", "ja", "th", "lo", "my", "bo", "km", "yue")  # scripts without spaces: scored per character
 
 
-def words_of(text: str) -> list[str]:
-    return _WORD.findall(text.lower().replace("\u2019", "'"))
+def words_of(text: str, language: str = "en") -> list[str]:
+    """The words Whisper's transcript is scored on: English as ever (a-z, digits, apostrophes); other
+    languages keep their letters (é, ß, ж...), and scripts written without spaces count characters."""
+    primary = language.lower().replace("_", "-").split("-")[0]
+    if primary == "en":
+        return _WORD.findall(text.lower().replace("\u2019", "'"))
+    folded = unicodedata.normalize("NFKC", text).casefold().replace("\u2019", "'")
+    kept = "".join(ch if ch == "'" or unicodedata.category(ch)[0] in "LMN" else " " for ch in folded)
+    found = [word.strip("'") for word in kept.split() if word.strip("'")]
+    if primary in UNSPACED:  # letters and digits (their marks go with them)
+        return [ch for word in found for ch in word if unicodedata.category(ch)[0] in "LN"]
+    return found
 
 
-def word_error_rate(expected: str, heard: str) -> float:
-    reference, hypothesis = " ".join(words_of(expected)), " ".join(words_of(heard))
+def word_error_rate(expected: str, heard: str, language: str = "en") -> float:
+    reference, hypothesis = " ".join(words_of(expected, language)), " ".join(words_of(heard, language))
     if not reference:
         return 0.0 if not hypothesis else 1.0
     return float(jiwer.wer(reference, hypothesis or "-"))
 
 
-def failed(expected: str, wer: float, threshold: float = WER_THRESHOLD) -> bool:
+def failed(expected: str, wer: float, threshold: float = WER_THRESHOLD, language: str = "en") -> bool:
     """Too many words wrong: above the threshold and more than one word."""
-    return wer > threshold and wer * max(1, len(words_of(expected))) > 1.0
+    return wer > threshold and wer * max(1, len(words_of(expected, language))) > 1.0
 
 
 @dataclass
@@ -58,13 +70,14 @@ def batch_seconds(lengths: list[int]) -> float:
     return (sum(lengths) + len(lengths) * int(GAP_SECONDS * RATE)) / RATE
 
 
-def hear(transcriber: Transcriber, samples: np.ndarray, text: str) -> Heard:
-    return hear_batch(transcriber, [(samples, text)])[0]
+def hear(transcriber: Transcriber, samples: np.ndarray, text: str, language: str = "en") -> Heard:
+    return hear_batch(transcriber, [(samples, text)], language)[0]
 
 
-def hear_batch(transcriber: Transcriber, takes: list[tuple[np.ndarray, str]]) -> list[Heard]:
-    """Whisper over several takes at once (joined with short silences: one encoder pass for up to 30 s
-    instead of one per take); each heard word goes to the take its middle falls in."""
+def hear_batch(transcriber: Transcriber, takes: list[tuple[np.ndarray, str]], language: str = "en") -> list[Heard]:
+    """Whisper over several takes in one language at once (joined with short silences: one encoder pass for
+    up to 30 s instead of one per take); each heard word goes to the take its middle falls in. English goes to
+    tiny.en, other languages to the multilingual model (`transcriber.can_transcribe` says whether it is here)."""
     if not takes:
         return []
     gap = np.zeros(int(GAP_SECONDS * RATE), np.float32)
@@ -74,7 +87,7 @@ def hear_batch(transcriber: Transcriber, takes: list[tuple[np.ndarray, str]]) ->
         parts += [samples.astype(np.float32), gap]
         position += len(samples) + len(gap)
     transcript = transcriber.transcribe(
-        DecodedAudio(np.concatenate(parts), RATE, "pcm"), "en", word_timestamps=True, priority=Priority.BACKGROUND
+        DecodedAudio(np.concatenate(parts), RATE, "pcm"), language, word_timestamps=True, priority=Priority.BACKGROUND
     )  # verification waits behind interactive transcription
     heard = []
     for (start, end), (_, text) in zip(spans, takes, strict=True):
@@ -85,7 +98,7 @@ def hear_batch(transcriber: Transcriber, takes: list[tuple[np.ndarray, str]]) ->
             for w in mine
         ]
         said = " ".join(w["word"] for w in mine).strip()
-        heard.append(Heard(said, word_error_rate(text, said), words))
+        heard.append(Heard(said, word_error_rate(text, said, language), words))
     return heard
 
 

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
@@ -65,9 +66,50 @@ class Voice:
         return self.source == "bundled"
 
 
+# Characters that do not show as themselves: a name holding one could pass for another voice's name.
+_BIDI = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C])
+_ZERO_WIDTH = frozenset([0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF])
+_HIDDEN_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "an invisible formatting character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+    "Cs": "an unpaired surrogate",
+}
+
+
+def hidden_character(text: str) -> str | None:
+    """What the first character of `text` that would not show as itself is, and where; None if none."""
+    for index, char in enumerate(text, start=1):
+        point = ord(char)
+        if point in _BIDI:
+            kind: str | None = "a bidirectional control character"
+        elif point in _ZERO_WIDTH:
+            kind = "a zero-width character"
+        else:
+            kind = _HIDDEN_CATEGORIES.get(unicodedata.category(char))
+        if kind is not None:
+            label = unicodedata.name(char, "")
+            return f"{kind} (U+{point:04X}{f' {label}' if label else ''}) at character {index}"
+    return None
+
+
+def name_key(name: str) -> str:
+    """Names compare by this: case-insensitive and blind to how accents are encoded (composed or not)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
 def clean_name(name: str | None) -> str:
-    """Display names are text only: trimmed, no control characters, 1..100 characters."""
-    cleaned = _CONTROL.sub("", name or "").strip()
+    """Display names show what they are: no control, invisible or direction-changing characters (400),
+    NFC-normalised, trimmed, 1..100 characters. Names already stored are not checked again."""
+    hidden = hidden_character(name or "")
+    if hidden is not None:
+        raise InvalidRequest(
+            f"'name' contains {hidden}; a voice name must be visible text only "
+            "(no control, zero-width or bidirectional characters).",
+            param="name",
+        )
+    cleaned = unicodedata.normalize("NFC", name or "").strip()
     if not cleaned:
         raise InvalidRequest("'name' must not be empty.", param="name", code="empty_string")
     if len(cleaned) > MAX_NAME:
@@ -157,7 +199,7 @@ class VoiceLibrary:
         reserved_names: Iterable[str] = (),
     ) -> None:
         self.root = root
-        self.reserved_names = frozenset(name.casefold() for name in reserved_names)
+        self.reserved_names = frozenset(name_key(name) for name in reserved_names)
         self.limits = limits or AudioLimits()
         self._transcribe = transcribe
         self._lock = threading.RLock()
@@ -241,7 +283,8 @@ class VoiceLibrary:
         voice = self.get(ref)
         if voice is not None:
             return voice
-        matches = [v for v in self.all() if v.name.casefold() == ref.strip().casefold()]
+        key = name_key(ref.strip())
+        matches = [v for v in self.all() if name_key(v.name) == key]
         return matches[0] if len(matches) == 1 else None
 
     def audio_path(self, voice_id: str, original: bool = False) -> Path:
@@ -266,14 +309,14 @@ class VoiceLibrary:
 
     # -- writing --------------------------------------------------------------------------
     def _check_unique(self, name: str, except_id: str | None = None) -> None:
-        if name.casefold() in self.reserved_names:
+        if name_key(name) in self.reserved_names:
             raise InvalidRequest(
                 f"'{name}' is an OpenAI or engine voice name; a voice of yours cannot take it (choose another).",
                 param="name",
                 code="reserved_name",
             )
         for voice in self.all():
-            if voice.id != except_id and voice.name.casefold() == name.casefold():
+            if voice.id != except_id and name_key(voice.name) == name_key(name):
                 raise InvalidRequest(
                     f"A voice named '{voice.name}' already exists; choose another name.",
                     param="name",
@@ -281,8 +324,9 @@ class VoiceLibrary:
                 )
 
     def transcribe(self, audio: DecodedAudio, language: str) -> str:
-        """The transcript Whisper hears, or '' when no transcriber fits the language."""
-        if self._transcribe is None or not language.lower().startswith("en"):
+        """The transcript Whisper hears in the voice's language, or '' when none can be had here (a language
+        other than English without the multilingual Whisper downloaded, or auto-transcription off)."""
+        if self._transcribe is None:
             return ""
         return self._transcribe(audio, language).strip()
 
@@ -353,7 +397,7 @@ class VoiceLibrary:
             if voice.read_only:
                 raise InvalidRequest("Bundled voices cannot be changed.", param="voice_id", code="voice_read_only")
             changes: dict[str, Any] = {}
-            if name is not None:
+            if name is not None and name != voice.name:  # an unchanged name is kept, even one stored before the rule
                 changes["name"] = clean_name(name)
                 self._check_unique(changes["name"], except_id=voice_id)
             if transcript is not None:

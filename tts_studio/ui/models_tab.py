@@ -1,4 +1,5 @@
-"""The Models tab: every engine, installed or not, downloaded or not, loaded or not; load, unload, download."""
+"""The Models tab: every engine, installed or not, downloaded or not, loaded or not; load, unload, download;
+and speech to text (Whisper tiny.en, and the multilingual model the user may download)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,24 @@ def rows(studio: Studio) -> list[list[str]]:
 HEADERS = ["engine", "name", "installed", "weights", "state", "device", "in use", "last error"]
 
 
+def whisper_text(studio: Studio) -> str:
+    """Speech to text: which Whisper models are here and loaded."""
+    models = studio.transcriber.status()["models"]
+    english, multilingual = models["english"], models["multilingual"]
+    loaded = " (loaded)" if english["loaded"] else ""
+    text = f"**Speech to text**: {english['id']}{loaded} for English (in the package)"
+    if multilingual["id"] is None:
+        return text + "."
+    if multilingual["present"]:
+        loaded = " (loaded)" if multilingual["loaded"] else ""
+        return text + f"; {multilingual['id']}{loaded} for every other language and for detection."
+    return text + f"; other languages need {multilingual['id']}: not downloaded (the button below fetches it)."
+
+
 def build(studio: Studio) -> dict[str, Any]:
     table = gr.Dataframe(rows(studio), headers=HEADERS, interactive=False, elem_id="models-table")
     memory = gr.Markdown(_memory(), elem_id="models-memory")
+    whisper = gr.Markdown(whisper_text(studio), elem_id="models-whisper")
     with gr.Row():
         engine = gr.Dropdown(
             studio.manager.engine_ids, value=studio.manager.engine_ids[0], label="Engine", elem_id="models-engine"
@@ -78,11 +94,12 @@ def build(studio: Studio) -> dict[str, Any]:
         unload = gr.Button("Unload", elem_id="models-unload")
         download = gr.Button("Download weights", elem_id="models-download")
         voices = gr.Button("Download embedded voices", elem_id="models-voices")
+        whisper_download = gr.Button("Download multilingual Whisper", elem_id="models-whisper-download")
         refresh = gr.Button("Refresh", elem_id="models-refresh")
     status = gr.Textbox(label="Status", interactive=False, elem_id="models-status")
 
     def view(message: str) -> tuple[Any, ...]:
-        return rows(studio), _memory(), message
+        return rows(studio), _memory(), whisper_text(studio), message
 
     def do_load(engine_id: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (Gradio injects progress through this default)
         progress(0.1, desc=f"Loading {engine_id}…")
@@ -116,14 +133,32 @@ def build(studio: Studio) -> dict[str, Any]:
             return view(f"⚠ {error_text(exc)}")
         return view(f"Downloaded {', '.join(fetched)}: the OpenAI voice names now use them on the embedded engine.")
 
+    def do_whisper(progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (Gradio injects progress)
+        source = studio.transcriber.multilingual
+        if source is None:
+            return view("This studio transcribes English only.")
+        if source.present():
+            return view(f"{source.name} is here: every language transcribes.")
+        progress(0, desc=f"Downloading {source.repo}…")
+
+        def report(done: int, total: int) -> None:
+            progress((done, total) if total else 0.0, desc=f"Downloading {source.repo}: files", unit="files")
+
+        try:
+            folder = source.download(report)
+        except Exception as exc:
+            return view(f"⚠ {error_text(exc)}")
+        return view(f"{source.repo} is ready in {folder}: languages besides English now transcribe with it.")
+
     def set_idle(seconds: float) -> tuple[Any, ...]:
         studio.settings.idle_unload_seconds = float(seconds)
         return view(f"Engines now unload after {seconds:g} s idle." if seconds >= 0 else "Engines stay loaded.")
 
-    outputs = [table, memory, status]
+    outputs = [table, memory, whisper, status]
     load.click(do_load, engine, outputs)  # the manager queues the device
     unload.click(do_unload, engine, outputs)
     voices.click(do_voices, None, outputs)
+    whisper_download.click(do_whisper, None, outputs)
     download.click(do_download, engine, outputs)
     idle.submit(set_idle, idle, outputs)
     refresh.click(lambda: view(""), None, outputs, queue=False)

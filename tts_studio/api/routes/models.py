@@ -15,8 +15,13 @@ router = APIRouter()
 CREATED = 1767225600  # 2026-01-01: a fixed date, so listings are stable
 
 
+def _model(model_id: str, owned_by: str) -> dict[str, Any]:
+    """OpenAI's Model object; `shutdown_date` (the 2026 SDK's field) is null: a local model is never retired."""
+    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": owned_by, "shutdown_date": None}
+
+
 def _alias(model_id: str, engine_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "tts-studio", "engine": engine_id}
+    return {**_model(model_id, "tts-studio"), "engine": engine_id}
 
 
 def model_entries(speech: SpeechService) -> list[dict[str, Any]]:
@@ -29,11 +34,7 @@ def model_entries(speech: SpeechService) -> list[dict[str, Any]]:
         info = speech.manager.info(engine_id)
         entries.append(
             {
-                "id": engine_id,
-                "object": "model",
-                "created": CREATED,
-                "owned_by": "tts-studio",
-                "engine": engine_id,
+                **_alias(engine_id, engine_id),
                 "name": info.name,
                 "description": info.description,
                 "sample_rate": info.sample_rate,
@@ -60,7 +61,7 @@ def model_entries(speech: SpeechService) -> list[dict[str, Any]]:
 
 
 def _chat_entry(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "chat-upstream"}
+    return _model(model_id, "chat-upstream")
 
 
 @router.get("/models")
@@ -79,7 +80,7 @@ async def get_model(model_id: str, speech: SpeechDep, settings: SettingsDep, cha
             return entry
     if model_id in await chat.models():
         return _chat_entry(model_id)
-    if settings.alias_for(model_id) is not None:  # dated gpt-4o-mini-tts-* ids
+    if settings.alias_for(model_id) is not None:  # ids extending a key: gpt-realtime-2.1, dated ids
         try:
             engine_id, _ = speech.resolve_model(model_id)
         except StudioError:
