@@ -66,8 +66,23 @@ if [ "${TTS_STUDIO_SKIP_ENGINES:-0}" != "1" ]; then
     export TTS_STUDIO_REQUIRE_LLM=1
 fi
 
+# The install-path tests (start.sh on a fresh copy with uv and with pip, the container image) mostly wait on
+# package installs: they run beside the core run, in their own pytest, and their report follows it.
+SIDE_TESTS=(tests/test_launcher.py tests/test_docker.py)
+side_log=$(mktemp)
+echo "== pytest (install paths, beside the core run: ${SIDE_TESTS[*]})"
+"$VENV/bin/python" -m pytest -p no:cacheprovider "${SIDE_TESTS[@]}" >"$side_log" 2>&1 &
+side_pid=$!
+trap 'kill "$side_pid" 2>/dev/null || true' EXIT
 echo "== pytest (core)"
-"$VENV/bin/python" -m pytest "$@"
+core_rc=0
+"$VENV/bin/python" -m pytest "${SIDE_TESTS[@]/#/--ignore=}" "$@" || core_rc=$?
+side_rc=0
+wait "$side_pid" || side_rc=$?
+echo "== pytest (install paths): report"
+cat "$side_log"
+rm -f "$side_log"
+if [ "$core_rc" != 0 ] || [ "$side_rc" != 0 ]; then exit 1; fi
 
 echo "== pytest (UI under gradio==$PINNED_GRADIO, as tts-studio[chatterbox] resolves it)"
 install_into .venv-gradio-pinned -e ".[test]" "gradio==$PINNED_GRADIO"

@@ -30,7 +30,7 @@ LONG = " ".join([PARAGRAPH] * 12)  # about a minute of speech: still speaking wh
 
 
 def _idle(live: LiveServer) -> None:
-    health = wait_until_idle(live, timeout=5.0)
+    health = wait_until_idle(live, timeout=20.0)  # well inside client_stall_seconds (60): freed by the hang-up
     assert health["active_requests"] == 0
     for engine in health["engines"].values():
         assert engine["in_use"] == 0 and engine["queued"] == 0
@@ -81,8 +81,14 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("read_first", [False, True], ids=["before-audio", "during-audio"])
-@pytest.mark.parametrize("door", list(BODIES))
+# A JSON body arrives whole when the speech is done: that door has no "during the audio" to hang up in.
+HANG_UPS = [
+    (door, read_first) for door in BODIES for read_first in (False, True) if door != "responses-json" or not read_first
+]
+
+
+@pytest.mark.parametrize(("door", "read_first"), HANG_UPS,
+                         ids=[f"{d}-{'during' if r else 'before'}-audio" for d, r in HANG_UPS])  # fmt: skip
 def test_clients_that_hang_up_free_everything(server: LiveServer, door: str, read_first: bool) -> None:
     path, body = BODIES[door]
     _crowd(lambda: _raw_post(server, path, body, read_first))
