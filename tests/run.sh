@@ -55,25 +55,36 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     fi
 fi
 
+# The two other venvs install (mostly download and unpack) while ruff and mypy run: one after the other (both
+# build the editable install from this checkout), in the background.
+logs=$(mktemp -d)
+background=()
+trap 'kill "${background[@]}" 2>/dev/null || true; rm -rf "$logs"' EXIT
+echo "== in the background: gradio-pinned venv (gradio==$PINNED_GRADIO), then the engines venv (also the chat tests'"
+echo "   LLM server: transformers serve)"
+(
+    install_into .venv-gradio-pinned -e ".[test]" "gradio==$PINNED_GRADIO"
+    if [ "${TTS_STUDIO_SKIP_ENGINES:-0}" != "1" ]; then bash tests/engines/setup_venv.sh; fi
+) >"$logs/venvs.log" 2>&1 &
+venvs_pid=$!; background+=("$venvs_pid")
+
 echo "== ruff"
 "$VENV/bin/ruff" check tts_studio tests bench voices docs
 "$VENV/bin/ruff" format --check tts_studio tests bench voices docs
 echo "== mypy"
 "$VENV/bin/mypy"
-if [ "${TTS_STUDIO_SKIP_ENGINES:-0}" != "1" ]; then
-    echo "== engines venv (also the chat tests' LLM server: transformers serve)"
-    bash tests/engines/setup_venv.sh
-    export TTS_STUDIO_REQUIRE_LLM=1
+if ! wait "$venvs_pid"; then
+    echo "== installing the venvs failed:"; cat "$logs/venvs.log"; exit 1
 fi
+if [ "${TTS_STUDIO_SKIP_ENGINES:-0}" != "1" ]; then export TTS_STUDIO_REQUIRE_LLM=1; fi
 
 # The install-path tests (start.sh on a fresh copy with uv and with pip, the container image) mostly wait on
 # package installs: they run beside the core run, in their own pytest, and their report follows it.
 SIDE_TESTS=(tests/test_launcher.py tests/test_docker.py)
-side_log=$(mktemp)
+side_log=$logs/side.log
 echo "== pytest (install paths, beside the core run: ${SIDE_TESTS[*]})"
 "$VENV/bin/python" -m pytest -p no:cacheprovider "${SIDE_TESTS[@]}" >"$side_log" 2>&1 &
-side_pid=$!
-trap 'kill "$side_pid" 2>/dev/null || true' EXIT
+side_pid=$!; background+=("$side_pid")
 echo "== pytest (core)"
 core_rc=0
 "$VENV/bin/python" -m pytest "${SIDE_TESTS[@]/#/--ignore=}" "$@" || core_rc=$?
@@ -81,11 +92,9 @@ side_rc=0
 wait "$side_pid" || side_rc=$?
 echo "== pytest (install paths): report"
 cat "$side_log"
-rm -f "$side_log"
 if [ "$core_rc" != 0 ] || [ "$side_rc" != 0 ]; then exit 1; fi
 
 echo "== pytest (UI under gradio==$PINNED_GRADIO, as tts-studio[chatterbox] resolves it)"
-install_into .venv-gradio-pinned -e ".[test]" "gradio==$PINNED_GRADIO"
 .venv-gradio-pinned/bin/python -m pytest -p no:cacheprovider tests/test_ui_browser.py tests/test_browser_guard.py \
     tests/test_ui_client.py tests/test_guard.py
 
