@@ -46,7 +46,7 @@ def test_tools_speak_transcribe_and_list(server: LiveServer) -> None:
             return tools, spoken, audio, heard, voices, models
 
     tools, spoken, audio, heard, voices, models = _run(go)
-    assert {t.name for t in tools.tools} == {"speak", "transcribe", "list_voices", "list_models"}
+    assert {t.name for t in tools.tools} == {"speak", "transcribe", "convert", "list_voices", "list_models"}
     assert not spoken.is_error and audio.mime_type == "audio/mpeg"
     mp3 = base64.b64decode(audio.data)
     assert _seconds(mp3) > 5

@@ -139,6 +139,17 @@ def test_models_and_connect_tabs(page: Any, ui_server: LiveServer) -> None:  # n
     expect(page.locator("h1")).to_contain_text("TTS Studio API")
 
 
+def test_convert_tab_without_the_engine_says_what_to_install(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Convert").click()
+    expect(page.locator("#convert-status")).to_contain_text("pip install 'tts-studio[chatterbox]'")
+    expect(page.locator("#convert-source")).to_be_visible()
+    page.locator("#convert-btn").click()  # nothing recorded yet: a message, no error page
+    expect(page.locator("#convert-info")).to_contain_text("Upload or record")
+    shot(page, "convert")
+
+
 def _talk(page: Any, text: str) -> None:
     from playwright.sync_api import expect
 

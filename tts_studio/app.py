@@ -27,6 +27,8 @@ from tts_studio.api.routes import (
     responses,
     speech,
     transcriptions,
+    voice_conversion,
+    voice_design,
     voices,
 )
 from tts_studio.config import Settings
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         finally:
             # Bounded, whatever clients left behind: SIGTERM ends the studio within its graceful timeout.
             services.manager.close()  # wakes everyone waiting for a device (never blocks)
+            services.installer.cancel()  # an engine install in progress stops with the studio
             if wyoming is not None:
                 await wyoming.stop()
             await services.chat.aclose()
@@ -87,7 +90,7 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
     app.add_middleware(RequestIdMiddleware)
 
     protected = [Depends(require_api_key)]
-    for module in (speech, models, voices, transcriptions, chat, responses, projects):
+    for module in (speech, voice_conversion, models, voice_design, voices, transcriptions, chat, responses, projects):
         app.include_router(module.router, prefix="/v1", dependencies=protected)
     app.include_router(docs.router, dependencies=protected)
     app.include_router(health.router)

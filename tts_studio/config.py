@@ -49,6 +49,7 @@ def _default_model_map() -> dict[str, list[str]]:
         "gpt-audio-mini": list(fast),
         "gpt-4o-realtime-preview": list(best),
         "gpt-4o-mini-realtime-preview": list(fast),
+        "pocket-tts": ["pocket"],  # the CPU cloning engine by its package's name (the engine id `pocket` works too)
     }
 
 
@@ -107,6 +108,11 @@ class Settings(BaseSettings):
         description="OpenAI model id -> engine ids, first installed wins (ids extending a key, as gpt-realtime-2.1 or "
         "dated ids, follow it).",
     )
+    cloning_fallback: list[str] = Field(
+        default_factory=lambda: ["pocket"],
+        description="Engines that speak a cloned (library) voice when the engine an OpenAI id maps to cannot (the "
+        "embedded one); first installed wins. [] turns it off.",
+    )
     model_params: dict[str, dict[str, Any]] = Field(
         default_factory=_default_model_params,
         description="Default engine parameters per OpenAI model id (used when the engine has them).",
@@ -117,6 +123,12 @@ class Settings(BaseSettings):
     allow_downloads: bool = Field(True, description="Download missing engine weights on first use.")
     voxcpm_max_len: int = Field(2000, ge=16, description="Most VoxCPM tokens per text chunk (runaway guard).")
     watermark: bool = Field(True, description="Keep Chatterbox's Perth audio watermark on its output.")
+    hf_token: SecretStr | None = Field(
+        None,
+        description="Hugging Face token for gated weights (pocket-tts cloning); else the one saved on the Models "
+        "tab, HF_TOKEN, or the standard token file (`hf auth login`).",
+    )
+    pocket_quantize: bool = Field(True, description="Run pocket-tts with int8 weights on the CPU (faster, smaller).")
     max_gpu_engines: int = Field(1, ge=1, description="GPU engines kept loaded at once; loading another evicts.")
     voice_map: dict[str, str] = Field(
         default_factory=dict,
@@ -129,6 +141,14 @@ class Settings(BaseSettings):
     voice_max_seconds: float = Field(120.0, gt=1, description="Longest reference clip accepted (5-30 s is best).")
     voice_url_enabled: bool = Field(
         False, description="Allow `voice_url` on /v1/audio/speech (public http(s) only; SSRF-guarded)."
+    )
+    voice_conversion_model: str = Field(
+        "chatterbox-vc",
+        description="Engine for /v1/audio/voice-conversion when a request names none: chatterbox-vc (meanflow "
+        "decoder, 2 steps) or chatterbox-vc-standard (the normal 10-step decoder).",
+    )
+    voice_conversion_max_seconds: float = Field(
+        600.0, gt=1, description="Longest recording accepted for voice conversion (400 above)."
     )
     auto_transcribe: bool = Field(
         True,
@@ -182,7 +202,7 @@ class Settings(BaseSettings):
     )
     enable_ui: bool = Field(True, description="Serve the studio UI at /ui (off: API only, no gradio import).")
 
-    @field_validator("api_key", "chat_upstream", "chat_upstream_api_key", "chat_model", mode="before")
+    @field_validator("api_key", "chat_upstream", "chat_upstream_api_key", "chat_model", "hf_token", mode="before")
     @classmethod
     def _empty_key_is_none(cls, value: Any) -> Any:
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value

@@ -1,4 +1,4 @@
-"""The MCP server (official `mcp` SDK) on the studio's own services: tools `speak`, `transcribe`,
+"""The MCP server (official `mcp` SDK) on the studio's own services: tools `speak`, `transcribe`, `convert`,
 `list_voices`, `list_models`. Served as Streamable HTTP at /mcp (behind the API key when one is set, and
 the browser guard like every route) and over stdio with `tts-studio mcp`."""
 
@@ -28,7 +28,9 @@ from tts_studio.audio.decode import decode_audio
 from tts_studio.audio.encode import FORMATS
 from tts_studio.config import Settings
 from tts_studio.errors import StudioError
+from tts_studio.services.conversion import ConversionOrder
 from tts_studio.services.library import atomic_write_bytes
+from tts_studio.services.pipeline import Progress
 from tts_studio.services.speech import SpeechOrder
 from tts_studio.services.transcription import UPLOAD_LIMITS
 from tts_studio.studio import Services
@@ -51,13 +53,17 @@ def build_mcp(services: Services) -> MCPServer:
             data, job = await services.jobs.speak_all(SpeechOrder(model, text, voice), format)
         except StudioError as exc:
             raise ToolError(exc.message) from None
-        seconds = job.progress.audio_seconds
+        return await _saved_audio(data, format, "speech", f"{job.engine_id}, {job.voice}", job.progress)
+
+    async def _saved_audio(data: bytes, format: str, kind: str, source: str, progress: Progress) -> list[Any]:
+        """The audio as MCP content, also saved as a file in the data folder."""
+        noun = "speech" if kind == "speech" else "converted speech"
         folder = services.settings.data_dir / "mcp"
-        path = folder / f"speech-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.{FORMATS[format].extension}"
+        path = folder / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.{FORMATS[format].extension}"
         await anyio.to_thread.run_sync(lambda: atomic_write_bytes(path, data))
         return [
             AudioContent(type="audio", data=base64.b64encode(data).decode("ascii"), mime_type=FORMATS[format].mime),
-            TextContent(type="text", text=f"{seconds:.1f} s of speech ({job.engine_id}, {job.voice}); saved to {path}"),
+            TextContent(type="text", text=f"{progress.audio_seconds:.1f} s of {noun} ({source}); saved to {path}"),
         ]
 
     @server.tool(description="Transcribe English speech: audio as base64 (wav, mp3, flac, ogg, m4a, webm).")
@@ -73,6 +79,25 @@ def build_mcp(services: Services) -> MCPServer:
         except StudioError as exc:
             raise ToolError(exc.message) from None
         return result.text
+
+    @server.tool(
+        description="Convert a recording into another voice, keeping its words and timing: audio as base64 (wav, "
+        "mp3, flac, ogg, m4a, webm) and a library voice id or name (or an OpenAI voice name). Returns the audio "
+        "and saves it in the studio's data folder."
+    )
+    async def convert(audio_base64: str, voice: str, model: str | None = None, format: str = "mp3") -> list[Any]:
+        if format not in FORMATS:
+            raise ToolError(f"'format' must be one of {', '.join(FORMATS)}.")
+        try:
+            data = base64.b64decode(audio_base64.split(",", 1)[-1], validate=True)
+        except (binascii.Error, ValueError):
+            raise ToolError("'audio_base64' is not valid base64.") from None
+        try:  # one admitted speech job over a ConversionOrder, as the HTTP route
+            order = ConversionOrder(data, voice, model, param="audio_base64")
+            converted, job = await services.jobs.speak_all(order, format)
+        except StudioError as exc:
+            raise ToolError(exc.message) from None
+        return await _saved_audio(converted, format, "converted", f"{job.engine_id}, {job.voice}", job.progress)
 
     @server.tool(description="The voices that can be spoken here, with the engines that speak each.")
     def list_voices() -> list[dict[str, Any]]:

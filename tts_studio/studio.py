@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 from tts_studio.audio.decode import AudioLimits
 from tts_studio.config import OPENAI_VOICES, Settings
@@ -19,11 +20,13 @@ from tts_studio.projects.store import ProjectStore
 from tts_studio.services.admission import RequestSlots
 from tts_studio.services.chat import ChatUpstream
 from tts_studio.services.embedded_voices import EmbeddedVoices
+from tts_studio.services.engine_installer import EngineInstaller
 from tts_studio.services.history import History
 from tts_studio.services.job import SpeechJobs
 from tts_studio.services.library import VoiceLibrary
 from tts_studio.services.speech import SpeechService
 from tts_studio.services.transcription import Transcriber
+from tts_studio.services.voice_design import CandidateStore
 from tts_studio.services.voices import VoiceCatalog, VoiceMap
 from tts_studio.services.whisper_models import MultilingualWhisper
 
@@ -43,6 +46,8 @@ class Services:
     dictionary: GlobalDictionary  # the studio-wide pronunciation dictionary
     projects: ProjectService  # long-form projects and their background render queue
     jobs: SpeechJobs  # the one speech job: admission, lease, driver and cleanup for every caller
+    installer: EngineInstaller = field(default_factory=EngineInstaller)  # engine extras, one install at a time
+    designs: CandidateStore = field(default_factory=CandidateStore)  # designed-voice candidates, bounded
 
 
 def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Services:
@@ -67,7 +72,12 @@ def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Ser
     bundled_map = settings.bundled_voices_dir / "openai_voice_map.json" if settings.bundled_voices_dir else None
     mapping = VoiceMap(bundled_map, settings.data_dir / "voice_map.json", settings.voice_map)
     installed = {eid: spec.info for eid, spec in engines.items() if spec.installed}
-    catalog = VoiceCatalog(installed, library, mapping)
+    ready = {
+        eid: partial(check, settings)
+        for eid, spec in engines.items()
+        if (check := spec.cloning_ready) and spec.installed
+    }
+    catalog = VoiceCatalog(installed, library, mapping, ready)
     speech = SpeechService(manager, catalog, settings)
     embedded = EmbeddedVoices(settings, manager, catalog)
     embedded.refresh()  # voices downloaded earlier are speakable at once

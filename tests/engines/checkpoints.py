@@ -281,3 +281,36 @@ def build_chatterbox_turbo(out: Path, tokens: int = 25) -> Path:
     GPT2TokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
                       unk_token="<|endoftext|>").save_pretrained(str(out))  # fmt: skip
     return out
+
+
+def build_pocket(out: Path, size: str = "tiny", eos_threshold: float | None = None) -> Path:
+    """A pocket-tts folder for engine_dirs["pocket"]: its English config with no weights (random, with voice
+    cloning) and a local WordLevel tokenizer of exactly n_bins ids; "tiny" shrinks the FlowLM transformer."""
+    import yaml
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from tts_studio.engines.pocket_engine import import_packages
+
+    import_packages()  # pocket_tts's import-time thread count change, contained
+    from pocket_tts.utils.config import CONFIGS_DIR
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load((CONFIGS_DIR / "english.yaml").read_text(encoding="utf-8"))
+    config["weights_path"] = config["weights_path_without_voice_cloning"] = None
+    lookup = config["flow_lm"]["lookup_table"]
+    words = ("hi", "there", "hello", "the", "a", "of", "and", "to", "in", "is", "it", "you", "that")
+    vocab = {"<unk>": 0, **{w: i + 1 for i, w in enumerate(words)}}
+    vocab.update({f"tok{i}": i for i in range(len(vocab), lookup["n_bins"])})
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    assert tokenizer.get_vocab_size() == lookup["n_bins"]
+    tokenizer.save(str(out / "tokenizer.json"))
+    lookup["tokenizer_path"] = str(out / "tokenizer.json")
+    if size == "tiny":
+        config["flow_lm"]["transformer"].update(d_model=128, num_heads=2, num_layers=1)
+        config["flow_lm"]["lookup_table"]["dim"] = 128
+        config["flow_lm"]["flow"].update(dim=64, depth=1)
+    if eos_threshold is not None:  # random weights then never stop: pocket-tts speaks the length it allots
+        config["default_eos_threshold"] = eos_threshold
+    (out / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return out

@@ -68,6 +68,7 @@ class EngineInfo:
     instructions: bool = False
     gpu: bool = False
     exclusive_stream: bool = False  # keeps per-stream state: hold the device for the whole stream
+    converts_audio: bool = False  # voice conversion: re-voices `SynthesisRequest.source`; speaks no text
     max_chunk_chars: int = 300
     tags: tuple[str, ...] = ()  # inline engine tags it speaks ("laugh" for "[laugh]"); others are removed
     params: tuple[ParamSpec, ...] = field(default_factory=tuple)
@@ -108,6 +109,7 @@ class SynthesisRequest:
     instructions: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     reference: VoiceReference | None = None  # set when the voice is cloned from reference audio
+    source: AudioChunk | None = None  # the recording to re-voice (voice-conversion engines)
 
 
 @runtime_checkable

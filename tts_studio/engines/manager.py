@@ -10,7 +10,6 @@ starts on its own while a thread holds it."""
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import threading
 import time
@@ -221,8 +220,7 @@ class ModelManager:
         spec = slot.spec
         with slot.prepare_lock:
             try:
-                for module in spec.requires:
-                    importlib.import_module(module)
+                spec.import_packages()  # an engine's own importer contains its packages' import side effects
             except ImportError as exc:
                 with slot.lock:
                     slot.state, slot.error = "error", str(exc)

@@ -9,6 +9,7 @@ from typing import Any
 
 from tts_studio.config import Settings
 from tts_studio.engines.base import EngineInfo
+from tts_studio.engines.hf_token import gated_message, hf_token
 from tts_studio.errors import EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,60 @@ def resolve_weights(
             cache_dir=hub_cache(settings),
             etag_timeout=10,
             tqdm_class=_progress_bar(progress) if progress is not None else None,
+            token=hf_token(settings),
         )
     except Exception as exc:
+        if refused(exc):
+            raise EngineUnavailable(gated_message(repo_id, f"The weights of '{engine_id}'"), code="gated") from None
         raise EngineUnavailable(_missing(engine_id, repo_id, f"{type(exc).__name__}")) from exc
     log.info("Weights of %s ready in %s", engine_id, path)
     return Path(path)
+
+
+def refused(exc: BaseException) -> bool:
+    """The hub refused the repository: gated (terms not accepted) or unauthorised (no or a bad token)."""
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+    if isinstance(exc, GatedRepoError):
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(exc, HfHubHTTPError) and status in (401, 403)
+
+
+def hub_file(settings: Settings, repo_id: str, filename: str, revision: str | None, what: str) -> Path:
+    """One file of a hub repository at `revision`: from the user cache, else downloaded with the user's token
+    (when allow_downloads); a refused repository is a 503 naming the page to accept, `what` names the files."""
+    from huggingface_hub import hf_hub_download
+
+    def fetch(offline: bool) -> Path:
+        token = None if offline else hf_token(settings)
+        return Path(
+            hf_hub_download(
+                repo_id,
+                filename,
+                revision=revision,
+                cache_dir=hub_cache(settings),
+                local_files_only=offline,
+                token=token,
+            )
+        )
+
+    try:
+        return fetch(offline=True)
+    except Exception:  # not cached
+        pass
+    if not settings.allow_downloads:
+        raise EngineUnavailable(f"{what} ({repo_id}) are not on this machine and downloads are off (allow_downloads).")
+    log.info("Downloading %s from %s into %s", filename, repo_id, hub_cache(settings))
+    try:
+        return fetch(offline=False)
+    except Exception as exc:
+        if refused(exc):
+            raise EngineUnavailable(gated_message(repo_id, what), code="gated") from None
+        raise EngineUnavailable(
+            f"{what} ({repo_id}) are not on this machine and could not be downloaded ({type(exc).__name__}); "
+            "connect once to fetch them, or point the setting engine_dirs at a local copy."
+        ) from exc
 
 
 def _missing(engine_id: str, repo_id: str, reason: str) -> str:

@@ -22,6 +22,7 @@ import anyio
 
 from tts_studio.engines.scheduler import Priority
 from tts_studio.services.admission import RequestSlots
+from tts_studio.services.conversion import ConversionOrder, plan_conversion
 from tts_studio.services.pipeline import Cancellation, JobCancelled, Progress, speak
 from tts_studio.services.plan import SpeechOrder, SpeechPlan
 from tts_studio.services.speech import SpeechService
@@ -51,8 +52,11 @@ class SpeechJob:
         self._close_guard = threading.Lock()
 
     # -- setting up ------------------------------------------------------------------------------
-    async def plan(self, order: SpeechOrder) -> SpeechPlan:
-        """Validate `order` off the event loop (it may decode or fetch reference audio)."""
+    async def plan(self, order: SpeechOrder | ConversionOrder) -> SpeechPlan:
+        """Validate `order` off the event loop (it may decode or fetch audio); a ConversionOrder re-voices a
+        recording with a voice-conversion engine."""
+        if isinstance(order, ConversionOrder):
+            return await anyio.to_thread.run_sync(plan_conversion, self.speech, order)
         return await anyio.to_thread.run_sync(self.speech.plan, order)
 
     def plan_feed(self, order: SpeechOrder, feed: TextFeed) -> SpeechPlan:
@@ -182,7 +186,7 @@ class SpeechJobs:
         self.slots.take()
         return SpeechJob(self.speech, self.slots, priority)
 
-    async def speak_all(self, order: SpeechOrder, fmt: str) -> tuple[bytes, SpeechJob]:
+    async def speak_all(self, order: SpeechOrder | ConversionOrder, fmt: str) -> tuple[bytes, SpeechJob]:
         """All of `order` as one encoded file, for callers that need the whole audio (MCP): admitted first,
         planned off the loop; a caller cancelled mid-way frees everything at once."""
         job = self.admit()

@@ -56,10 +56,11 @@ class Voice:
     sample_rate: int
     content_hash: str
     created_at: int
-    source: str  # "upload" | "bundled"
+    source: str  # "upload" | "bundled" | "designed"
     consent: bool = False
     transcript_source: str = "none"  # "user" | "auto" | "none"
     original_ext: str = "wav"
+    design: str = ""  # a designed voice: the description it was designed from
 
     @property
     def read_only(self) -> bool:
@@ -339,9 +340,11 @@ class VoiceLibrary:
         transcript: str | None = None,
         consent: bool = False,
         transcript_is_auto: bool = False,
+        design: str | None = None,
     ) -> Voice:
         """Validate, normalise and store a voice; all or nothing. `transcript_is_auto`: the given
-        transcript is Whisper's, unedited (the UI fills it in before saving)."""
+        transcript is Whisper's, unedited (the UI fills it in before saving). `design`: the description a
+        designed voice was made from (it is then marked as designed)."""
         display = clean_name(name)
         self._check_unique(display)
         language = clean_language(language)
@@ -361,10 +364,11 @@ class VoiceLibrary:
             sample_rate=audio.sample_rate,
             content_hash=hashlib.sha256(wav).hexdigest(),
             created_at=int(time.time()),
-            source="upload",
+            source="designed" if design else "upload",
             consent=consent,
             transcript_source=source,
             original_ext=_extension(filename),
+            design=design or "",
         )
         with self._lock:
             self._check_unique(display)  # again, under the lock

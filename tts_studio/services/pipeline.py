@@ -137,6 +137,7 @@ def synthesize(
                 instructions=plan.instructions,
                 params=plan.params,
                 reference=reference,
+                source=plan.source,
             )
             pieces = lease.engine.stream(request)
             try:

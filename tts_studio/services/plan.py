@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tts_studio.audio.decode import DecodedAudio
-from tts_studio.engines.base import EngineInfo
+from tts_studio.engines.base import AudioChunk, EngineInfo
 from tts_studio.services.voices import ResolvedVoice
 
 
@@ -43,6 +43,7 @@ class SpeechPlan:
     language: str = "en"  # the voice's language (library voices), else the engine's first
     inline_audio: DecodedAudio | None = None  # a per-request reference, written to a temp file when opened
     temp_root: Path | None = None
+    source: AudioChunk | None = None  # voice conversion: the recording the engine re-voices
 
     @property
     def chunk_count(self) -> int:

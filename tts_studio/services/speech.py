@@ -44,8 +44,10 @@ class SpeechService:
         self.voices = voices
         self.settings = settings
 
-    def resolve_model(self, model: str) -> tuple[str, dict[str, Any]]:
-        """(engine id, default parameters) for an OpenAI model id or an engine id."""
+    def resolve_model(self, model: str, voice: str | None = None) -> tuple[str, dict[str, Any]]:
+        """(engine id, default parameters) for an OpenAI model id or an engine id. With `voice`, an OpenAI id
+        whose engine cannot speak it (a cloned voice on the embedded engine) takes the first installed engine
+        of `cloning_fallback` that can (pocket-tts on a CPU)."""
         alias = self.settings.alias_for(model)
         if alias is None:
             if model in self.manager.engine_ids:
@@ -54,10 +56,26 @@ class SpeechService:
         candidates = self.settings.model_map[alias]
         for engine_id in candidates:
             if engine_id in self.manager.engine_ids and self.manager.installed(engine_id):
-                return engine_id, dict(self.settings.model_params.get(alias, {}))
+                defaults = dict(self.settings.model_params.get(alias, {}))
+                if voice is not None and not self._can_speak(engine_id, voice):
+                    for fallback in self.settings.cloning_fallback:
+                        if self._can_speak(fallback, voice):
+                            return fallback, defaults
+                return engine_id, defaults
+        hints = dict.fromkeys(self.manager.install_hint(e) for e in candidates if e in self.manager.engine_ids)
+        how = f" Install one with: {' or '.join(h for h in hints if h)}." if any(hints) else ""
         raise EngineUnavailable(
-            f"No engine for '{model}' is installed (it maps to: {', '.join(candidates)}).", param="model"
+            f"No engine for '{model}' is installed (it maps to: {', '.join(candidates)}).{how}", param="model"
         )
+
+    def _can_speak(self, engine_id: str, voice: str) -> bool:
+        if engine_id not in self.manager.engine_ids or not self.manager.installed(engine_id):
+            return False
+        try:
+            self.voices.resolve(voice, self.manager.info(engine_id))
+        except InvalidRequest:
+            return False
+        return True
 
     def served_models(self) -> list[tuple[str, str]]:
         """(model id, engine id) for every id a client may ask for: the OpenAI aliases an installed engine
@@ -68,12 +86,16 @@ class SpeechService:
                 served.append((alias, self.resolve_model(alias)[0]))
             except StudioError:
                 continue
-        served += [(eid, eid) for eid in self.manager.engine_ids if self.manager.installed(eid)]
+        served += [
+            (eid, eid)
+            for eid in self.manager.engine_ids
+            if self.manager.installed(eid) and not self.manager.info(eid).converts_audio  # no text to speak
+        ]
         return served
 
     def plan(self, order: SpeechOrder) -> SpeechPlan:
         """Validate everything that can be checked without loading the engine."""
-        engine_id, defaults = self.resolve_model(order.model)
+        engine_id, defaults = self.resolve_model(order.model, self._voice_of(order))
         info = self.manager.info(engine_id)
         limit = self.settings.max_input_chars
         if not order.input.strip():
@@ -91,12 +113,23 @@ class SpeechService:
 
     def plan_feed(self, order: SpeechOrder, feed: TextFeed) -> SpeechPlan:
         """A plan whose text arrives while it is spoken (an LLM's reply): its chunks come from `feed`."""
-        engine_id, defaults = self.resolve_model(order.model)
+        engine_id, defaults = self.resolve_model(order.model, self._voice_of(order))
         feed.max_chars = self.manager.info(engine_id).max_chunk_chars
         return self._plan(order, engine_id, defaults, feed)
 
+    @staticmethod
+    def _voice_of(order: SpeechOrder) -> str | None:
+        """The library or named voice that picks the engine (None for a voice sent inline)."""
+        return order.voice if order.voice_b64 is None and order.voice_url is None else None
+
     def _plan(self, order: SpeechOrder, engine_id: str, defaults: dict[str, Any], chunks: Iterable[str]) -> SpeechPlan:
         info = self.manager.info(engine_id)
+        if info.converts_audio:
+            raise InvalidRequest(
+                f"The model '{order.model}' converts recordings; send them to POST /v1/audio/voice-conversion.",
+                param="model",
+                code="model_not_supported",
+            )
         if not SPEED_MIN <= order.speed <= SPEED_MAX:
             raise InvalidRequest(
                 f"'speed' must be between {SPEED_MIN} and {SPEED_MAX}, got {order.speed}.", param="speed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,10 +72,19 @@ class VoiceMap:
 class VoiceCatalog:
     """Everything a `voice` field can name, and which engines can speak it."""
 
-    def __init__(self, engines: Mapping[str, EngineInfo], library: VoiceLibrary, mapping: VoiceMap) -> None:
+    def __init__(
+        self,
+        engines: Mapping[str, EngineInfo],
+        library: VoiceLibrary,
+        mapping: VoiceMap,
+        cloning_ready: Mapping[str, Callable[[], bool]] | None = None,
+    ) -> None:
         self._engines = dict(engines)
         self.library = library
         self.mapping = mapping
+        # engines whose cloning depends on something the user must provide (gated weights: a token); until
+        # then library voices do not list them (a request still reaches them and says what to do)
+        self._cloning_ready = dict(cloning_ready or {})
 
     def set_engine(self, info: EngineInfo) -> None:
         """Replace what an installed engine can speak (its voices changed)."""
@@ -86,7 +95,8 @@ class VoiceCatalog:
         return [eid for eid, info in self._engines.items() if name in info.voices]
 
     def _cloning_engines(self) -> list[str]:
-        return [eid for eid, info in self._engines.items() if info.cloning]
+        ready = {eid: check() for eid, check in self._cloning_ready.items()}
+        return [eid for eid, info in self._engines.items() if info.cloning and ready.get(eid, True)]
 
     # -- listing ---------------------------------------------------------------------------
     def _library_json(self, voice: Voice) -> dict[str, Any]:
@@ -145,6 +155,7 @@ class VoiceCatalog:
                         }
                     )
         entries.extend(self._openai_json(name) for name in OPENAI_VOICES if name not in seen)
+        waiting = [eid for eid, check in self._cloning_ready.items() if eid in self._engines and not check()]
         for entry in entries:
             entry["speakable"] = bool(entry["engines"])
             if not entry["speakable"]:
@@ -152,6 +163,11 @@ class VoiceCatalog:
                     "No installed engine can speak it: cloned voices need a cloning engine "
                     "(pip install 'tts-studio[chatterbox]' or 'tts-studio[voxcpm]')."
                 )
+                if waiting and entry["kind"] in ("bundled", "custom"):
+                    entry["reason"] = (
+                        f"{', '.join(waiting)} can clone it once it may download its gated weights: accept their "
+                        "terms on the hub and save a Hugging Face token on the Models tab."
+                    )
         return entries if include_unspeakable else [e for e in entries if e["speakable"]]
 
     def entry(self, voice_id: str) -> dict[str, Any]:

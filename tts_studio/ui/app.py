@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from tts_studio import __version__
 from tts_studio.config import exposed_without_key
 from tts_studio.studio import Services
-from tts_studio.ui import connect, models_tab, projects_tab, speak, talk_tab, voices_tab
+from tts_studio.ui import connect, convert_tab, models_tab, projects_tab, speak, talk_tab, voices_tab
 from tts_studio.ui.context import Studio
 from tts_studio.ui.offline_page import OfflinePage
 
@@ -49,6 +49,8 @@ def build_ui(studio: Studio) -> gr.Blocks:
                 projects_tab.build(studio)
             with gr.Tab("Talk", id="talk", elem_id="tab-talk"):
                 talk_tab.build(studio)
+            with gr.Tab("Convert", id="convert", elem_id="tab-convert") as convert_page:
+                converting = convert_tab.build(studio)
             with gr.Tab("Voices", id="voices", elem_id="tab-voices") as voices_page:
                 managing = voices_tab.build(studio, speaking)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_page:
@@ -63,6 +65,7 @@ def build_ui(studio: Studio) -> gr.Blocks:
         for tab in (speak_tab, voices_page):
             tab.select(fresh_lists, None, managing["lists"], queue=False)
         models_page.select(models["refresh"], None, models["outputs"], queue=False)
+        convert_page.select(converting["refresh"], None, converting["outputs"], queue=False)
         demo.load(speaking["show_params"], speaking["model"], speaking["param_outputs"], queue=False)
     queued: gr.Blocks = demo.queue(max_size=32, default_concurrency_limit=2)
     return queued

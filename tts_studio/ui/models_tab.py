@@ -8,7 +8,9 @@ from typing import Any
 
 import gradio as gr
 
+from tts_studio.engines import hf_token
 from tts_studio.engines.weights import weights_present
+from tts_studio.ui import engine_install
 from tts_studio.ui.context import Studio, error_text
 
 
@@ -97,6 +99,15 @@ def build(studio: Studio) -> dict[str, Any]:
         whisper_download = gr.Button("Download multilingual Whisper", elem_id="models-whisper-download")
         refresh = gr.Button("Refresh", elem_id="models-refresh")
     status = gr.Textbox(label="Status", interactive=False, elem_id="models-status")
+    with gr.Row():  # gated weights (pocket-tts cloning): the token is stored with the user's data, never shown back
+        token = gr.Textbox(
+            label="Hugging Face token (for gated weights; accept the model's terms on its hub page first)",
+            type="password",
+            elem_id="models-hf-token",
+        )
+        token_save = gr.Button("Save token", elem_id="models-hf-token-save")
+    token_status = gr.Markdown(hf_token.status(studio.settings).describe(), elem_id="models-hf-token-status")
+    engine_install.build(studio)  # an Install button per engine extra not installed here
 
     def view(message: str) -> tuple[Any, ...]:
         return rows(studio), _memory(), whisper_text(studio), message
@@ -154,7 +165,15 @@ def build(studio: Studio) -> dict[str, Any]:
         studio.settings.idle_unload_seconds = float(seconds)
         return view(f"Engines now unload after {seconds:g} s idle." if seconds >= 0 else "Engines stay loaded.")
 
+    def do_token(value: str) -> tuple[str, str]:
+        try:
+            saved = hf_token.save_token(studio.settings, value)
+        except Exception as exc:
+            return "", f"⚠ {error_text(exc)}"
+        return "", saved.describe()  # the field is emptied: the token never goes back to the page
+
     outputs = [table, memory, whisper, status]
+    token_save.click(do_token, token, [token, token_status])
     load.click(do_load, engine, outputs)  # the manager queues the device
     unload.click(do_unload, engine, outputs)
     voices.click(do_voices, None, outputs)

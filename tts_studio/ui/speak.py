@@ -11,6 +11,7 @@ from tts_studio.audio.encode import FORMATS
 from tts_studio.engines.base import ParamSpec
 from tts_studio.services.render import Rendered, RenderProgress, render
 from tts_studio.services.speech import SpeechOrder
+from tts_studio.ui import design_section
 from tts_studio.ui.context import Studio, error_text
 
 FILE_FORMATS = [name for name, fmt in FORMATS.items() if fmt.playable_file]
@@ -68,6 +69,7 @@ def build(studio: Studio) -> dict[str, Any]:
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="gen-btn")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
+            design_section.build(studio, voice)  # describe a voice, hear candidates, keep one
         with gr.Column(scale=2):
             audio = gr.Audio(
                 label="Result", type="filepath", interactive=False, buttons=["download"], elem_id="tts-audio"
