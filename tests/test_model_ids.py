@@ -140,6 +140,8 @@ def test_ignored_2026_fields_are_accepted(server: LiveServer) -> None:
             "model": "gpt-realtime-whisper",
             "language": "fr",
             "prompt": "Un studio.",
+            "keywords": ["Studio"],
+            "languages": ["fr", "en"],
         }
         assert "reasoning" not in updated["session"] and "parallel_tool_calls" not in updated["session"]
         bad = {"audio": {"input": {"transcription": {"language": 42}}}}

@@ -298,3 +298,34 @@ def test_the_models_tab_downloads_whisper_on_request(live_server: Callable[..., 
         model="gpt-transcribe", file=("a.flac", CLIP.read_bytes()), language="fr"
     )
     assert french.text == SCRIPT_TEXT
+
+
+def test_realtime_hears_its_session_language_and_keywords(
+    live_server: Callable[..., LiveServer], checkpoint: Path, calls: list[dict[str, Any]]
+) -> None:
+    """Realtime input audio goes to the multilingual model in the session's language, with its keywords as
+    Whisper's hotwords."""
+    import base64
+
+    import soundfile as sf
+
+    live = live_server(engine_dirs={"whisper": checkpoint})
+    samples, rate = sf.read(CLIP, dtype="float32")
+    at_24k = np.interp(np.arange(0, len(samples), rate / 24000), np.arange(len(samples)), samples)
+    pcm = (np.clip(at_24k, -1, 1) * 32767).astype("<i2").tobytes()
+    listen = {"language": "fr", "keywords": ["Paris", "Lyon"], "languages": ["fr"]}
+    session: dict[str, Any] = {"type": "realtime", "audio": {"input": {"transcription": listen}}}
+    with live.client(max_retries=0).realtime.connect(model="gpt-realtime-2.1-mini") as conn:
+        conn.session.update(session=session)  # type: ignore[arg-type]
+        assert conn.recv().type == "session.created"
+        assert conn.recv().type == "session.updated"
+        conn.input_audio_buffer.append(audio=base64.b64encode(pcm).decode())
+        conn.input_audio_buffer.commit()
+        heard = next(
+            event.to_dict()
+            for event in conn
+            if event.type in ("conversation.item.input_audio_transcription.completed", "error")
+        )
+    assert heard["type"] == "conversation.item.input_audio_transcription.completed", heard
+    assert heard["transcript"] == SCRIPT_TEXT
+    assert calls[-1]["multilingual"] and calls[-1]["language"] == "fr" and calls[-1]["hotwords"] == "Paris, Lyon"

@@ -66,8 +66,12 @@ def build_mcp(services: Services) -> MCPServer:
             TextContent(type="text", text=f"{progress.audio_seconds:.1f} s of {noun} ({source}); saved to {path}"),
         ]
 
-    @server.tool(description="Transcribe English speech: audio as base64 (wav, mp3, flac, ogg, m4a, webm).")
-    async def transcribe(audio_base64: str) -> str:
+    @server.tool(
+        description="Transcribe speech: audio as base64 (wav, mp3, flac, ogg, m4a, webm), and optionally its "
+        "language (ISO-639-1; languages other than English need the multilingual Whisper: tts-studio download "
+        "whisper)."
+    )
+    async def transcribe(audio_base64: str, language: str | None = None) -> str:
         try:
             data = base64.b64decode(audio_base64.split(",", 1)[-1], validate=True)
         except (binascii.Error, ValueError):
@@ -75,7 +79,7 @@ def build_mcp(services: Services) -> MCPServer:
         try:
             with services.transcription_slots.held():
                 audio = await anyio.to_thread.run_sync(lambda: decode_audio(data, UPLOAD_LIMITS, param="audio_base64"))
-                result = await anyio.to_thread.run_sync(lambda: services.transcriber.transcribe(audio, "en"))
+                result = await anyio.to_thread.run_sync(lambda: services.transcriber.transcribe(audio, language))
         except StudioError as exc:
             raise ToolError(exc.message) from None
         return result.text

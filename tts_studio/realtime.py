@@ -215,7 +215,12 @@ class RealtimeSession:
         audio = DecodedAudio(samples, RATE, "pcm")
         services, wanted = self.services, self.session["audio"]["input"]["transcription"]
         hear = functools.partial(
-            services.transcriber.transcribe, audio, language=wanted.get("language"), prompt=wanted.get("prompt")
+            services.transcriber.transcribe,
+            audio,
+            language=wanted.get("language"),
+            prompt=wanted.get("prompt"),
+            hotwords=", ".join(wanted.get("keywords") or ()) or None,
+            languages=wanted.get("languages") or (),
         )
         try:
             with services.transcription_slots.held():

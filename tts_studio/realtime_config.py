@@ -1,6 +1,6 @@
 """A `/v1/realtime` session's configuration: the session object, and `session.update` read (every field checked
 before any is applied) and applied. Fields the studio has no use for (`reasoning`, `parallel_tool_calls`,
-`tools`, transcription `delay`, `keywords`, `languages`) are accepted and ignored, as the 2026 SDK sends them."""
+`tools`, transcription `delay`) are accepted and ignored, as the 2026 SDK sends them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ SPEED_RANGE = (0.25, 4.0)
 PCM_ONLY = "Only 24 kHz pcm16 audio ({'type': 'audio/pcm', 'rate': 24000}) is supported."
 DEFAULT_LANGUAGE = "en"
 MAX_LANGUAGE_CHARS = 16  # ISO-639-1 codes are two letters; leave room for region tags
+MAX_KEYWORDS, MAX_KEYWORD_CHARS = 100, 64  # words to listen for, at most, each at most so long
 MAX_PROMPT_CHARS = 4096
 TRANSCRIPTION_FIELDS = ("model", "language", "prompt")
 
@@ -80,7 +81,8 @@ class SessionChange:
 
 def _transcription(value: Any) -> dict[str, Any] | None:
     """The transcription settings an update sets. Null (OpenAI: no transcription) is ignored: the studio needs
-    the transcript to answer. `delay`, `keywords` and `languages` are accepted and ignored."""
+    the transcript to answer. `keywords` bias recognition (Whisper's hotwords), `languages` is a hint; `delay` is
+    accepted and ignored; other shapes of `keywords`/`languages` are ignored too."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -108,6 +110,12 @@ def _transcription(value: Any) -> dict[str, Any] | None:
                 param="session.audio.input.transcription.prompt",
             )
         change["prompt"] = prompt
+    keywords = value.get("keywords")  # words to listen for: Whisper's hotwords
+    if isinstance(keywords, list) and all(isinstance(word, str) for word in keywords):
+        change["keywords"] = [word[:MAX_KEYWORD_CHARS] for word in keywords[:MAX_KEYWORDS]]
+    languages = value.get("languages")  # a hint: the languages the speaker may use
+    if isinstance(languages, list) and all(isinstance(code, str) and code.isascii() for code in languages):
+        change["languages"] = [code.lower() for code in languages if 0 < len(code) <= MAX_LANGUAGE_CHARS]
     return change
 
 

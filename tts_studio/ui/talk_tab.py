@@ -96,4 +96,5 @@ def _transcribe(studio: Studio, recording: str) -> str:
     data = Path(recording).read_bytes()
     audio = decode_audio(data, AudioLimits(max_bytes=25 * 1024 * 1024, max_seconds=600), param="audio")
     with studio.transcription_slots.held():
-        return studio.transcriber.transcribe(audio, "en").text.strip()
+        # no language: detected with the multilingual Whisper, English without it
+        return studio.transcriber.transcribe(audio, None).text.strip()
