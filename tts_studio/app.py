@@ -34,16 +34,25 @@ from tts_studio.api.routes import (
 from tts_studio.config import Settings
 from tts_studio.engines.registry import EngineSpec, default_registry
 from tts_studio.offline import disable_telemetry
+from tts_studio.services.transcription import Transcriber
 from tts_studio.studio import build_services
 
 
-def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSpec] | None = None) -> FastAPI:
-    """Build the app. Nothing loads until first use; engines come from `registry` (default: all known)."""
+def create_app(
+    settings: Settings | None = None,
+    registry: Mapping[str, EngineSpec] | None = None,
+    *,
+    transcriber: Transcriber | None = None,
+    owner: bool = True,
+) -> FastAPI:
+    """Build the app. Nothing loads until first use; engines come from `registry` (default: all known).
+    `transcriber`: Whisper elsewhere (Ray); `owner=False`: one of several replicas sharing the data of an owner
+    (Ray's speech replicas): it resumes no project renders and serves no Wyoming."""
     settings = settings or Settings()
     disable_telemetry(settings.cache_dir)
     engines = dict(registry if registry is not None else default_registry())
 
-    services = build_services(settings, engines)
+    services = build_services(settings, engines, transcriber)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,9 +67,10 @@ def create_app(settings: Settings | None = None, registry: Mapping[str, EngineSp
         app.state.chat = services.chat
         app.state.services = services
         app.state.started = time.monotonic()
-        services.projects.renderer.start()  # resumes renders a stop interrupted
+        if owner:
+            services.projects.renderer.start()  # resumes renders a stop interrupted
         wyoming = None
-        if settings.wyoming_port is not None:
+        if settings.wyoming_port is not None and owner:
             from tts_studio.wyoming_server import WyomingServer  # the wyoming package only when asked for
 
             wyoming = WyomingServer(services)

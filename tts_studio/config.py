@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import PlatformDirs
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "TTSStudio"
@@ -61,6 +61,19 @@ def _bundled_voices_dir() -> Path | None:
     """The repository's `voices/` folder (bundled clips and the default OpenAI-name map), if present."""
     path = Path(__file__).resolve().parent.parent / "voices"
     return path if (path / "voices.json").exists() else None
+
+
+class RayEngineOptions(BaseModel):
+    """One engine's Ray Serve deployment (`ray_engine_options`); unset values follow the engine's kind."""
+
+    num_cpus: float | None = Field(None, ge=0)  # default: 1 for CPU engines, 0 with a GPU
+    num_gpus: float | None = Field(None, ge=0)  # default: 1 for GPU engines
+    resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources a replica needs
+    min_replicas: int | None = Field(None, ge=0)  # default: 1 for CPU engines, 0 (scale to zero) for GPU ones
+    max_replicas: int = Field(1, ge=1)
+    max_ongoing_requests: int | None = Field(None, ge=1)  # streams one replica runs at once (CPU 2, GPU 4)
+    max_queued_requests: int = Field(16, ge=-1)  # waiting beyond this: 503 with Retry-After (-1: no limit)
+    downscale_to_zero_delay_s: float = Field(300.0, ge=0)  # idle this long: the last replica goes
 
 
 class Settings(BaseSettings):
@@ -200,6 +213,18 @@ class Settings(BaseSettings):
         description="Apply the global pronunciation dictionary on /v1/audio/speech too (per request: "
         '"dictionary": true).',
     )
+    ray_engines: list[str] = Field(
+        ["hibari"], description="Engines deployed on Ray (`serve --ray`), each its own Serve deployment."
+    )
+    ray_engine_options: dict[str, RayEngineOptions] = Field(
+        default_factory=dict,
+        description="Per engine on Ray: num_cpus, num_gpus, resources, min/max_replicas, max_ongoing_requests, "
+        "max_queued_requests, downscale_to_zero_delay_s (JSON).",
+    )
+    ray_speech_replicas: int = Field(
+        2, ge=1, description="Ingress replicas for /v1/audio/speech on Ray; everything else has one owner replica."
+    )
+    ray_whisper_replicas: int = Field(1, ge=1, description="Whisper (speech to text) replicas on Ray.")
     enable_ui: bool = Field(True, description="Serve the studio UI at /ui (off: API only, no gradio import).")
 
     @field_validator("api_key", "chat_upstream", "chat_upstream_api_key", "chat_model", "hf_token", mode="before")

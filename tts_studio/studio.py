@@ -50,17 +50,25 @@ class Services:
     designs: CandidateStore = field(default_factory=CandidateStore)  # designed-voice candidates, bounded
 
 
-def build_services(settings: Settings, engines: Mapping[str, EngineSpec]) -> Services:
-    """Cheap: nothing loads here (engines load on first use, Whisper on first transcript)."""
-    manager = ModelManager(engines, settings)
-    # Half the cores: Whisper then runs beside an engine (project verification) without a thread barrier
-    # stalling on a busy core; on 2 cores one thread was faster even alone (bench/projects_bench.py).
-    transcriber = Transcriber(
+def local_transcriber(settings: Settings) -> Transcriber:
+    """Whisper in this process. Half the cores: it then runs beside an engine (project verification) without a
+    thread barrier stalling on a busy core; on 2 cores one thread was faster even alone (bench/projects_bench.py).
+    """
+    return Transcriber(
         threads=max(1, (os.cpu_count() or 2) // 2),
         wait_limit=settings.queue_wait_seconds,
         idle_unload_seconds=settings.idle_unload_seconds,
         multilingual=MultilingualWhisper(settings),  # when downloaded: every language besides English
     )
+
+
+def build_services(
+    settings: Settings, engines: Mapping[str, EngineSpec], transcriber: Transcriber | None = None
+) -> Services:
+    """Cheap: nothing loads here (engines load on first use, Whisper on first transcript). `transcriber`:
+    another Whisper than this process's own (a Ray deployment)."""
+    manager = ModelManager(engines, settings)
+    transcriber = transcriber or local_transcriber(settings)
     engine_voices = {voice for spec in engines.values() for voice in spec.info.voices}
     library = VoiceLibrary(
         settings.data_dir / "voices",

@@ -159,7 +159,7 @@ class ModelManager:
         slot = self._slot(engine_id)
         self._check_open()
         lease = self._join_loaded(engine_id, slot, priority) or self._load_then_join(engine_id, slot, priority)
-        lease.hold = hold if hold is not None else (Hold.STREAM if slot.spec.info.exclusive_stream else Hold.PIECE)
+        lease.hold = hold if hold is not None else self._hold(slot.spec)
         if lease.hold is Hold.STREAM:
             try:
                 lease.queue.acquire(priority)
@@ -168,6 +168,12 @@ class ModelManager:
                 lease.release()
                 raise
         return lease
+
+    @staticmethod
+    def _hold(spec: EngineSpec) -> Hold:
+        if spec.remote:
+            return Hold.NONE  # its deployment's replicas take their own turns
+        return Hold.STREAM if spec.info.exclusive_stream else Hold.PIECE
 
     @contextmanager
     def lease(self, engine_id: str, priority: Priority = Priority.INTERACTIVE) -> Iterator[Lease]:
@@ -196,7 +202,7 @@ class ModelManager:
             return self._lease_locked(engine_id, slot, priority)
 
     def _load_then_join(self, engine_id: str, slot: _Slot, priority: Priority) -> Lease:
-        if not slot.spec.info.gpu:
+        if not slot.spec.info.gpu or slot.spec.remote:
             with self._locked(slot) as doomed:
                 if slot.engine is None:
                     self._load(engine_id, slot, doomed)
@@ -285,7 +291,7 @@ class ModelManager:
         self._check_open()
         self._wait_disposed(slot)  # the previous instance's memory is back first
         info = slot.spec.info
-        device = pick_device(self._settings.device) if info.gpu else "cpu"
+        device = "ray" if slot.spec.remote else pick_device(self._settings.device) if info.gpu else "cpu"
         slot.state, slot.error = "loading", None
         log.info("Loading engine %s on %s", engine_id, device)
         started = time.perf_counter()

@@ -22,9 +22,13 @@ class EngineSpec:
     requires: tuple[str, ...] = ()  # importable module names
     importer: Callable[[], object] | None = None  # imports them with side effects contained (pocket-tts)
     cloning_ready: Callable[[Settings], bool] | None = None  # False: cloning waits for the user (a token)
+    remote: bool = False  # runs elsewhere (a Ray Serve deployment): no device, queue or weights here
+    absent: bool = False  # not part of this deployment: unavailable, `install_hint` says how to add it
 
     @property
     def installed(self) -> bool:
+        if self.absent or self.remote:
+            return not self.absent
         return all(importlib.util.find_spec(module) is not None for module in self.requires)
 
     def import_packages(self) -> None:

@@ -22,11 +22,12 @@ class Priority(IntEnum):
 
 
 class Hold(IntEnum):
-    """How a lease holds its device: a turn per synthesised piece (streams interleave), or the whole
-    stream (engines that keep per-stream state between pieces)."""
+    """How a lease holds its device: a turn per synthesised piece (streams interleave), the whole stream
+    (engines that keep per-stream state between pieces), or no turn here (a remote engine)."""
 
     PIECE = 0
     STREAM = 1
+    NONE = 2  # the engine schedules itself (a Ray Serve deployment: its replicas' own request limits)
 
 
 def busy(device: str, waited: float) -> EngineUnavailable:
