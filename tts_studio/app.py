@@ -52,7 +52,7 @@ def create_app(
     disable_telemetry(settings.cache_dir)
     engines = dict(registry if registry is not None else default_registry())
 
-    services = build_services(settings, engines, transcriber)
+    services = build_services(settings, engines, transcriber, owner)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--open-browser", action="store_true", help="open the studio in the browser once it answers")
     serve.add_argument("--no-ui", action="store_true", help="serve the API only (no Gradio)")
+    serve.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        metavar="ADDRESS",
+        help="deploy onto a running Ray cluster (default: the one this machine belongs to); needs tts-studio[ray]",
+    )
+    serve.add_argument("--engines", help="with --ray: the engines to deploy, comma-separated (default: hibari)")
     sub.add_parser("engines", help="list the engines, whether they are installed, and their install commands")
     sub.add_parser("mcp", help="serve the MCP tools (speak, transcribe, list_voices, list_models) over stdio")
     download = sub.add_parser("download", help="download an engine's weights for offline use")
@@ -264,6 +272,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         overrides.update(wyoming_address(args.wyoming))
     if getattr(args, "no_zeroconf", False):
         overrides["wyoming_zeroconf"] = False
+    if getattr(args, "engines", None):
+        overrides["ray_engines"] = [name.strip() for name in args.engines.split(",") if name.strip()]
     return Settings(**overrides)
 
 
@@ -281,6 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--api-key is visible to every user of this machine in the process list; prefer "
             "TTS_STUDIO_API_KEY, a .env file or --api-key-file."
         )
+    if args.command == "serve" and args.ray:
+        from tts_studio.cluster.launch import serve_on_ray
+
+        return serve_on_ray(settings, args.ray)
     if args.command == "serve":
         return serve(settings, open_browser=args.open_browser)
     if args.command == "engines":

@@ -63,10 +63,11 @@ def local_transcriber(settings: Settings) -> Transcriber:
 
 
 def build_services(
-    settings: Settings, engines: Mapping[str, EngineSpec], transcriber: Transcriber | None = None
+    settings: Settings, engines: Mapping[str, EngineSpec], transcriber: Transcriber | None = None, owner: bool = True
 ) -> Services:
     """Cheap: nothing loads here (engines load on first use, Whisper on first transcript). `transcriber`:
-    another Whisper than this process's own (a Ray deployment)."""
+    another Whisper than this process's own (a Ray deployment); `owner=False`: a replica reading the data an
+    owner writes (it cleans up nothing)."""
     manager = ModelManager(engines, settings)
     transcriber = transcriber or local_transcriber(settings)
     engine_voices = {voice for spec in engines.values() for voice in spec.info.voices}
@@ -76,6 +77,7 @@ def build_services(
         AudioLimits(max_bytes=settings.voice_max_bytes, max_seconds=settings.voice_max_seconds),
         transcriber.for_library if settings.auto_transcribe else None,
         reserved_names={*OPENAI_VOICES, *extra_voices(), *engine_voices},
+        recover=owner,
     )
     bundled_map = settings.bundled_voices_dir / "openai_voice_map.json" if settings.bundled_voices_dir else None
     mapping = VoiceMap(bundled_map, settings.data_dir / "voice_map.json", settings.voice_map)

@@ -20,7 +20,7 @@ pip install torch==2.13.0 uv
 pip install --no-deps torchaudio==2.11.0 chatterbox-tts==0.1.7 "voxcpm==2.0.3" pocket-tts==4.0.1
 constraints=$(mktemp)
 printf 'torch==2.13.0\ntorchaudio==2.11.0\n' > "$constraints"
-"$VENV/bin/python" -m uv pip install -q --python "$VENV/bin/python" -c "$constraints" -e ".[test]" \
+"$VENV/bin/python" -m uv pip install -q --python "$VENV/bin/python" -c "$constraints" -e ".[test,ray]" \
     "librosa==0.11.0" s3tokenizer "transformers==5.2.0" "diffusers==0.29.0" "resemble-perth>=1.0.0" \
     "conformer==0.3.2" "safetensors==0.5.3" spacy-pkuseg "pykakasi==2.3.0" pyloudnorm omegaconf "setuptools<81" \
     "numpy<2" einops inflect addict wetext "modelscope>=1.22.0" "datasets>=3,<4" huggingface-hub simplejson \

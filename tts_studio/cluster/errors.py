@@ -14,13 +14,14 @@ def translate(what: str, exc: BaseException) -> BaseException:
     if isinstance(exc, StudioError):
         return exc
     if isinstance(exc, RayTaskError):
-        cause = exc.cause
+        cause: object = exc.cause
         if isinstance(cause, StudioError):
             return cause
         if isinstance(cause, BaseException) and not isinstance(cause, RayTaskError):
             return translate(what, cause)
+    unchanged: BaseException = exc
     if isinstance(exc, TaskCancelledError):
-        return exc  # we cancelled it (the caller left): nothing to tell anyone
+        return unchanged  # we cancelled it (the caller left): nothing to tell anyone
     if isinstance(exc, BackPressureError):
         retry = max(1, round(exc.retry_after_s or 5))
         return EngineUnavailable(
@@ -38,4 +39,4 @@ def translate(what: str, exc: BaseException) -> BaseException:
         return EngineUnavailable(
             f"'{what}' failed on the cluster ({type(exc).__name__}); see the Ray logs.", code="cluster_error"
         )
-    return exc
+    return unchanged

@@ -62,8 +62,7 @@ class RemoteEngine:
             raise RuntimeError("RemoteEngine.stream before load()")
         responses = self._handle.stream.remote(remote_call(request))
         try:
-            for chunk in responses:
-                yield chunk
+            yield from responses
         except Exception as exc:
             raise translate(self.info.id, exc) from None
         finally:

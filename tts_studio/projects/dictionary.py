@@ -3,13 +3,14 @@ per voice. Applied to the text before synthesis (projects always; /v1/audio/spee
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tts_studio.services.file_watch import WatchedJson
 from tts_studio.services.library import atomic_write_json
 
 MAX_ENTRIES = 2000
@@ -45,20 +46,24 @@ def apply(text: str, entries: list[Entry], voice: str | None = None) -> str:
     return pattern.sub(replace, text)
 
 
+def _parse(raw: Any) -> list[Entry]:
+    return [Entry.model_validate(item) for item in raw if isinstance(item, dict)]
+
+
 class GlobalDictionary:
-    """The studio-wide dictionary in the user data dir (atomic writes)."""
+    """The studio-wide dictionary in the user data dir (atomic writes), parsed again only when the file
+    changed (another process sharing the data dir may write it). A file that does not parse reads as empty
+    at first, later as the last version that did."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._file: WatchedJson[list[Entry]] = WatchedJson(path, _parse, list, strict=False)
 
     def entries(self) -> list[Entry]:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
-        return [Entry.model_validate(item) for item in raw if isinstance(item, dict)]
+        return [e.model_copy() for e in self._file.current()]  # copies: the cached entries stay as read
 
     def replace(self, entries: list[Entry]) -> None:
         with self._lock:
-            atomic_write_json(self.path, [e.model_dump() for e in entries])
+            kept = [e.model_copy() for e in entries]
+            self._file.written(kept, atomic_write_json(self.path, [e.model_dump() for e in kept]))

@@ -30,6 +30,10 @@ from tts_studio.services.transcription import Transcriber
 
 log = logging.getLogger(__name__)
 BATCH_SECONDS = 28.0  # takes (and the silences between them) checked in one Whisper call: its window is 30 s
+# An engine lost or full for a moment (a Ray replica killed and replaced, a full queue): the take is tried again
+# after the wait the error asks for, this many times, before the render fails (its finished takes kept).
+TRANSIENT = frozenset({"replica_lost", "device_busy"})
+TRANSIENT_TRIES = 4
 AHEAD = 12  # lines synthesised ahead of the checks (synthesis is many times faster than Whisper)
 
 
@@ -266,6 +270,20 @@ class ProjectRenderer:
             verifier.join()
 
     def _synthesize(self, project: Project, work: _Work, job: Job) -> LineAudio | None:
+        """The line's audio (None once cancelled); tried again after a transient engine error."""
+        for attempt in range(TRANSIENT_TRIES):
+            try:
+                return self._synthesize_once(project, work, job)
+            except StudioError as exc:
+                if exc.code not in TRANSIENT or attempt == TRANSIENT_TRIES - 1:
+                    raise
+                wait = float(exc.headers.get("Retry-After", "5"))
+                log.warning("project %s: %s; trying the take again in %.0f s", job.project_id, exc.message, wait)
+                if job.cancel.wait(wait) or self._stopping.is_set():
+                    return None
+        return None
+
+    def _synthesize_once(self, project: Project, work: _Work, job: Job) -> LineAudio | None:
         """The line's audio, part by part (None once cancelled)."""
         extra: dict[str, Any] = {}
         if work.attempt:

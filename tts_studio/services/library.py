@@ -33,6 +33,7 @@ import soundfile as sf  # type: ignore[import-untyped]  # no stubs; used for WAV
 from tts_studio.audio.decode import AudioLimits, DecodedAudio, decode_audio
 from tts_studio.engines.base import VoiceReference
 from tts_studio.errors import InvalidRequest, NotFound
+from tts_studio.services.file_watch import FileStamp, WatchedJson
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,9 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write next to `path`, fsync, then rename over it: readers see the old or the new file, never half."""
+def atomic_write_bytes(path: Path, data: bytes) -> FileStamp:
+    """Write next to `path`, fsync, then rename over it: readers see the old or the new file, never half.
+    Returns the new file's stamp (a rename keeps inode and mtime), taken before another writer could move it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(name)
@@ -168,15 +170,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+            stamp = FileStamp.of(os.fstat(f.fileno()))
         os.replace(tmp, path)  # noqa: PTH105 - the atomic rename, spelled as the os call on purpose
         _fsync_dir(path.parent)
+        return stamp
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_json(path: Path, payload: Any) -> None:
+def atomic_write_json(path: Path, payload: Any) -> FileStamp:
     """JSON written with `atomic_write_bytes`."""
-    atomic_write_bytes(path, json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8"))
+    return atomic_write_bytes(path, json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+def _parse_index(data: Any) -> dict[str, Voice]:
+    return {v["id"]: Voice(**v) for v in data.get("voices", [])}
 
 
 def reference_wav(audio: DecodedAudio) -> bytes:
@@ -198,6 +206,7 @@ class VoiceLibrary:
         limits: AudioLimits | None = None,
         transcribe: Transcribe | None = None,
         reserved_names: Iterable[str] = (),
+        recover: bool = True,  # False: a reader beside the owner that writes (its writes in flight are not leftovers)
     ) -> None:
         self.root = root
         self.reserved_names = frozenset(name_key(name) for name in reserved_names)
@@ -208,15 +217,15 @@ class VoiceLibrary:
         self._index_path = root / "index.json"
         self._bundled_files: dict[str, Path] = {}
         self._bundled = self._load_bundled(bundled_dir)
-        self._voices = self._load_index()
-        self.recover()
+        self._index: WatchedJson[dict[str, Voice]] = WatchedJson(self._index_path, _parse_index, dict)
+        if recover:
+            self.recover()
 
     # -- loading and recovery -------------------------------------------------------------
-    def _load_index(self) -> dict[str, Voice]:
-        if not self._index_path.exists():
-            return {}
-        data = json.loads(self._index_path.read_text(encoding="utf-8"))
-        return {v["id"]: Voice(**v) for v in data.get("voices", [])}
+    @property
+    def _voices(self) -> dict[str, Voice]:
+        """The index on disk as it is now (another process may rewrite it); read-only: see `_write_index`."""
+        return self._index.current()
 
     def _load_bundled(self, bundled_dir: Path | None) -> dict[str, Voice]:
         manifest = bundled_dir / "voices.json" if bundled_dir else None
@@ -262,7 +271,8 @@ class VoiceLibrary:
         return removed
 
     def _write_index(self, voices: dict[str, Voice]) -> None:
-        atomic_write_json(self._index_path, {"version": 1, "voices": [asdict(v) for v in voices.values()]})
+        stamp = atomic_write_json(self._index_path, {"version": 1, "voices": [asdict(v) for v in voices.values()]})
+        self._index.written(voices, stamp)
 
     # -- reading --------------------------------------------------------------------------
     def all(self) -> list[Voice]:
@@ -380,12 +390,11 @@ class VoiceLibrary:
                 _write_file(staging / "reference.wav", wav)
                 _fsync_dir(staging)
                 staging.replace(final)
-                self._write_index({**self._voices, voice.id: voice})
+                self._write_index({**self._voices, voice.id: voice})  # the freshest index, plus this voice
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 shutil.rmtree(final, ignore_errors=True)
                 raise
-            self._voices[voice.id] = voice
         log.info("Voice %s (%s) added: %.1f s, transcript %s", voice.id, display, voice.duration, source)
         return voice
 
@@ -411,7 +420,6 @@ class VoiceLibrary:
                 changes["language"] = clean_language(language)
             updated = replace(voice, **changes)
             self._write_index({**self._voices, voice_id: updated})
-            self._voices[voice_id] = updated
             return updated
 
     def delete(self, voice_id: str) -> Voice:
@@ -421,7 +429,6 @@ class VoiceLibrary:
                 raise InvalidRequest("Bundled voices cannot be deleted.", param="voice_id", code="voice_read_only")
             remaining = {k: v for k, v in self._voices.items() if k != voice_id}
             self._write_index(remaining)  # the index first: a crash now leaves an orphan folder, removed on open
-            self._voices = remaining
             shutil.rmtree(self.root / voice_id, ignore_errors=True)
         log.info("Voice %s (%s) deleted", voice_id, voice.name)
         return voice

@@ -12,6 +12,7 @@ from typing import Any
 from tts_studio.config import OPENAI_VOICES
 from tts_studio.engines.base import EngineInfo, VoiceReference
 from tts_studio.errors import InvalidRequest, NotFound
+from tts_studio.services.file_watch import WatchedJson
 from tts_studio.services.library import Voice, VoiceLibrary, atomic_write_json
 
 
@@ -26,47 +27,49 @@ class ResolvedVoice:
 class VoiceMap:
     """OpenAI voice name -> candidate voices (first one the engine can speak wins).
 
-    Layers, later wins: the bundled default file, the user's file (edited through the API/UI), and
-    the `voice_map` setting (environment).
+    Layers, later wins: the bundled default file, the user's file (edited through the API/UI; read again
+    when another process rewrote it), and the `voice_map` setting (environment).
     """
 
     def __init__(self, default_file: Path | None, user_file: Path, fixed: Mapping[str, str]) -> None:
         self._default = self._read(default_file)
         self._user_file = user_file
-        self._user = self._read(user_file)
+        self._user: WatchedJson[dict[str, list[str]]] = WatchedJson(user_file, self._parse, dict)
         self._fixed = {name: [target] for name, target in fixed.items()}
         self._lock = threading.Lock()
 
     @staticmethod
-    def _read(path: Path | None) -> dict[str, list[str]]:
-        if path is None or not path.exists():
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
+    def _parse(data: Any) -> dict[str, list[str]]:
         return {k: [v] if isinstance(v, str) else list(v) for k, v in data.items() if not k.startswith("_")}
 
+    @classmethod
+    def _read(cls, path: Path | None) -> dict[str, list[str]]:
+        if path is None or not path.exists():
+            return {}
+        return cls._parse(json.loads(path.read_text(encoding="utf-8")))
+
     def get(self, name: str) -> list[str]:
-        return self._fixed.get(name) or self._user.get(name) or self._default.get(name) or []
+        return self._fixed.get(name) or self._user.current().get(name) or self._default.get(name) or []
 
     def default(self, name: str) -> list[str]:
         """The bundled candidates: the fallback when the chosen voice does not fit an engine."""
         return self._default.get(name, [])
 
     def source(self, name: str) -> str:
-        return "settings" if name in self._fixed else "user" if name in self._user else "default"
+        return "settings" if name in self._fixed else "user" if name in self._user.current() else "default"
 
     def set(self, name: str, targets: list[str]) -> None:
         with self._lock:
-            updated = {**self._user, name: targets}
-            self._user_file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self._user_file, updated)
-            self._user = updated
+            self._write({**self._user.current(), name: list(targets)})
 
     def reset(self, name: str) -> None:
         with self._lock:
-            updated = {k: v for k, v in self._user.items() if k != name}
-            self._user_file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self._user_file, updated)
-            self._user = updated
+            self._write({k: v for k, v in self._user.current().items() if k != name})
+
+    def _write(self, updated: dict[str, list[str]]) -> None:
+        """Replace the user file (from the freshest copy: another process may have written it)."""
+        self._user_file.parent.mkdir(parents=True, exist_ok=True)
+        self._user.written(updated, atomic_write_json(self._user_file, updated))
 
 
 class VoiceCatalog:
