@@ -24,7 +24,7 @@ printf 'torch==2.13.0\ntorchaudio==2.11.0\n' > "$constraints"
     "librosa==0.11.0" s3tokenizer "transformers==5.2.0" "diffusers==0.29.0" "resemble-perth>=1.0.0" \
     "conformer==0.3.2" "safetensors==0.5.3" spacy-pkuseg "pykakasi==2.3.0" pyloudnorm omegaconf "setuptools<81" \
     "numpy<2" einops inflect addict wetext "modelscope>=1.22.0" "datasets>=3,<4" huggingface-hub simplejson \
-    sortedcontainers matplotlib argbind "accelerate>=1.0" "sentencepiece>=0.2.1"
+    sortedcontainers matplotlib argbind "accelerate>=1.0" "sentencepiece>=0.2.1" "pyarrow>=15,<21"
 rm -f "$constraints"
 rm -f "$VENV"/lib/python3*/site-packages/torchaudio/lib/*.so   # CUDA-only extension (needs libtorch_cuda)
 "$VENV/bin/python" -c "import chatterbox.tts, voxcpm, torchaudio, pocket_tts" 2>/dev/null

@@ -139,14 +139,20 @@ def _ingress(settings: Settings, owner: bool, *deployments: Any) -> Any:
     )(ingress).bind(settings, owner, *deployments)
 
 
-def owner_application(settings: Settings) -> Any:
-    """The `tts-studio` application: owner ingress, one deployment per engine in `ray_engines`, Whisper."""
-    from ray import serve
-
+def check_engines(settings: Settings) -> None:
+    """ValueError naming the ids in `ray_engines` that are no engine's."""
     registry = default_registry()
     unknown = [engine_id for engine_id in settings.ray_engines if engine_id not in registry]
     if unknown:
         raise ValueError(f"ray_engines names unknown engines: {', '.join(unknown)} (known: {', '.join(registry)})")
+
+
+def owner_application(settings: Settings) -> Any:
+    """The `tts-studio` application: owner ingress, one deployment per engine in `ray_engines`, Whisper."""
+    from ray import serve
+
+    check_engines(settings)
+    registry = default_registry()
     engines = [
         serve.deployment(**engine_options(settings, registry[engine_id].info))(_EngineNode).bind(engine_id, settings)
         for engine_id in settings.ray_engines

@@ -55,17 +55,17 @@ def serve_on_ray(settings: Settings, address: str) -> int:
             "on Ray the studio needs an API key (Serve's proxy is reachable from the cluster's network): set "
             "TTS_STUDIO_API_KEY or pass --api-key-file FILE"
         )
+    from tts_studio.cluster.deploy import check_engines
+
+    try:
+        check_engines(settings)
+    except ValueError as exc:
+        return _fail(str(exc))
     try:
         import ray
         from ray import serve
     except ImportError:
         return _fail("Ray is not installed here: pip install 'tts-studio[ray]'")
-    from tts_studio.cluster.deploy import owner_application
-
-    try:
-        owner_application(settings)  # unknown engine ids fail here, before touching the cluster
-    except ValueError as exc:
-        return _fail(str(exc))
     try:
         connect(address)
     except ConnectionError as exc:

@@ -158,6 +158,7 @@ class ModelManager:
         per-stream state (`exclusive_stream`) hold their device for the whole lease."""
         slot = self._slot(engine_id)
         self._check_open()
+        self._check_present(engine_id, slot.spec)
         lease = self._join_loaded(engine_id, slot, priority) or self._load_then_join(engine_id, slot, priority)
         lease.hold = hold if hold is not None else self._hold(slot.spec)
         if lease.hold is Hold.STREAM:
@@ -168,6 +169,15 @@ class ModelManager:
                 lease.release()
                 raise
         return lease
+
+    @staticmethod
+    def _check_present(engine_id: str, spec: EngineSpec) -> None:
+        """An engine left out of this deployment (Ray) never loads here, whatever is importable."""
+        if spec.absent:
+            raise EngineUnavailable(
+                f"The engine '{engine_id}' is not deployed on this cluster: {spec.install_hint}.",
+                code="engine_not_deployed",
+            )
 
     @staticmethod
     def _hold(spec: EngineSpec) -> Hold:
@@ -224,6 +234,7 @@ class ModelManager:
         nothing but other requests for this engine."""
         slot = self._slot(engine_id)
         spec = slot.spec
+        self._check_present(engine_id, spec)
         with slot.prepare_lock:
             try:
                 spec.import_packages()  # an engine's own importer contains its packages' import side effects

@@ -1,0 +1,193 @@
+"""The studio on a two-node Ray cluster: the same API through Serve's proxy, engines on the node that has their
+resources, clients that leave free the engine replica, a replica killed under load, shared voices."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import decode, words
+from tests.doubles import wait_for
+from tests.ray.cluster import GPU_STANDIN
+from tests.ray.conftest import KEY, RayStudio
+
+SENTENCE = "The quick brown fox jumps over the lazy dog."
+LONG = " ".join(f"This is sentence number {n} of a long story about a quiet valley." for n in range(1, 41))
+
+
+def _client(studio: RayStudio) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{studio.url}/v1", api_key=KEY, max_retries=0, timeout=120)
+
+
+def _speak(studio: RayStudio, text: str, **body: Any) -> httpx.Response:
+    payload = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm", **body}
+    return httpx.post(f"{studio.url}/v1/audio/speech", json=payload, headers=studio.headers, timeout=180)
+
+
+def test_each_engine_runs_on_the_node_that_has_its_resource(studio: RayStudio) -> None:
+    import ray
+
+    gpu_nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"] and node["Resources"].get(GPU_STANDIN)}
+    head_nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"] and not node["Resources"].get(GPU_STANDIN)}
+    assert len(gpu_nodes) == 1 and len(head_nodes) == 1
+    for engine_id in ("hibari", "pocket"):
+        assert studio.engine_stats(engine_id)["node_id"] in gpu_nodes
+
+
+def test_the_sdk_speaks_streams_and_transcribes_through_the_proxy(studio: RayStudio) -> None:
+    client = _client(studio)
+    assert "tts-1" in {model.id for model in client.models.list()}
+    wav = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE, response_format="wav").content
+    assert wav[:4] == b"RIFF"
+    samples, rate = decode(wav, "wav")
+    assert rate == 24000 and len(samples) > rate  # more than a second of speech
+
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=SENTENCE, response_format="pcm"
+    ) as response:
+        assert response.headers["content-type"].startswith("audio/pcm")
+        pcm = b"".join(response.iter_bytes())
+    assert len(pcm) % 2 == 0 and len(pcm) > 48000
+
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=SENTENCE, stream_format="sse"
+    ) as response:
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert '"speech.audio.delta"' in events[0] and '"speech.audio.done"' in events[-1]
+
+    heard = client.audio.transcriptions.create(model="whisper-1", file=("fox.wav", wav, "audio/wav"))
+    assert len(set(words(heard.text).split()) & set(words(SENTENCE).split())) >= 4, heard.text
+
+
+def test_errors_auth_and_the_browser_guard_are_the_single_process_ones(studio: RayStudio) -> None:
+    with pytest.raises(openai.BadRequestError) as bad:
+        _client(studio).audio.speech.create(model="tts-1", voice="alloy", input="")
+    assert bad.value.status_code == 400 and bad.value.body["param"] == "input"  # type: ignore[index]
+    for method, path in (("GET", "/v1/models"), ("POST", "/v1/audio/speech")):  # the owner, a speech replica
+        response = httpx.request(method, f"{studio.url}{path}", json={}, timeout=30)
+        assert response.status_code == 401 and set(response.json()["error"]) == {"message", "type", "param", "code"}
+    foreign = httpx.get(
+        f"{studio.url}/v1/models", headers={**studio.headers, "Origin": "https://evil.example"}, timeout=30
+    )
+    assert foreign.status_code == 403
+    assert httpx.get(f"{studio.url}/ui/", timeout=60).status_code == 200  # the UI, from the one owner replica
+
+
+def test_a_client_that_hangs_up_mid_stream_frees_the_engine_replica(studio: RayStudio) -> None:
+    before = studio.engine_stats("hibari")
+    calls_before = before["served"] + before["cancelled"] + before["failed"]
+    with httpx.stream(
+        "POST",
+        f"{studio.url}/v1/audio/speech",
+        json={"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "pcm"},
+        headers=studio.headers,
+        timeout=60,
+    ) as response:
+        assert response.status_code == 200
+        next(response.iter_raw())  # the first audio, then the client is gone
+
+    def idle() -> bool:
+        stats = studio.engine_stats("hibari")
+        return stats["active"] == 0 and stats["leases"] == 0
+
+    wait_for(idle, timeout=60)
+    after = studio.engine_stats("hibari")
+    # 40 sentences were asked for; the replica stopped after the few in flight when the client left
+    assert after["served"] + after["cancelled"] + after["failed"] - calls_before < 10, after
+    assert _speak(studio, SENTENCE).status_code == 200
+
+
+def test_a_voice_uploaded_through_the_owner_is_spoken_by_the_speech_replicas(studio: RayStudio) -> None:
+    clip = _speak(studio, SENTENCE, response_format="wav").content
+    uploaded = httpx.post(
+        f"{studio.url}/v1/audio/voices",
+        data={"name": "Ray Voice", "transcript": SENTENCE, "consent": "true"},
+        files={"audio_sample": ("me.wav", clip, "audio/wav")},
+        headers=studio.headers,
+        timeout=60,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    voice = uploaded.json()["id"]
+    for _ in range(4):  # the speech replicas loaded their library before the upload
+        spoken = _speak(studio, "Hi there.", model="pocket", voice=voice)
+        assert spoken.status_code == 200, spoken.text
+        assert len(spoken.content) > 0
+    # the reference travelled with the request: the engine node stored its own copy
+    assert any(studio.node_cache.glob("ray-references/*/reference.wav"))
+
+
+def test_killing_the_engine_replica_under_eight_streams(studio: RayStudio) -> None:
+    import ray
+
+    project = httpx.post(
+        f"{studio.url}/v1/projects",
+        json={"name": "Survives", "script": "\n".join(f"Line {n} of the story is here." for n in range(1, 7))},
+        headers=studio.headers,
+        timeout=60,
+    )
+    assert project.status_code == 201, project.text
+    project_id = project.json()["id"]
+    voices_before = httpx.get(f"{studio.url}/v1/audio/voices", headers=studio.headers, timeout=30).json()
+
+    results: list[Any] = [None] * 8
+    streaming = threading.Barrier(9)
+
+    def stream(i: int) -> None:
+        try:
+            with httpx.stream(
+                "POST",
+                f"{studio.url}/v1/audio/speech",
+                json={"model": "tts-1", "voice": "alloy", "input": LONG[:1200], "response_format": "pcm"},
+                headers=studio.headers,
+                timeout=120,
+            ) as response:
+                got = 0
+                for i_chunk, chunk in enumerate(response.iter_raw()):
+                    got += len(chunk)
+                    if i_chunk == 0:
+                        streaming.wait(timeout=120)
+                results[i] = (response.status_code, got)
+        except (httpx.HTTPError, threading.BrokenBarrierError) as exc:
+            results[i] = (type(exc).__name__, 0)
+
+    threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    streaming.wait(timeout=180)  # every stream has its first audio
+    render = httpx.post(f"{studio.url}/v1/projects/{project_id}/render", headers=studio.headers, timeout=30)
+    assert render.status_code == 202
+    for actor in studio.replica_actors("hibari"):
+        ray.kill(actor, no_restart=True)
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a request hung after its replica was killed"
+    assert all(result is not None for result in results)
+
+    def recovered() -> bool:
+        return _speak(studio, "Are you back?").status_code == 200
+
+    wait_for(recovered, timeout=120)
+    after: list[httpx.Response] = []
+    burst = [threading.Thread(target=lambda: after.append(_speak(studio, SENTENCE))) for _ in range(8)]
+    for thread in burst:
+        thread.start()
+    for thread in burst:
+        thread.join(timeout=300)
+    assert [response.status_code for response in after] == [200] * 8
+    assert len({len(response.content) for response in after}) == 1  # every one whole, the same audio
+
+    def rendered() -> bool:
+        status = httpx.get(f"{studio.url}/v1/projects/{project_id}", headers=studio.headers, timeout=30).json()
+        return bool(status["status"] in ("done", "failed"))
+
+    wait_for(rendered, timeout=300)
+    final = httpx.get(f"{studio.url}/v1/projects/{project_id}", headers=studio.headers, timeout=30).json()
+    assert final["status"] == "done", final.get("error")
+    lines = [line for chapter in final["chapters"] for line in chapter["lines"]]
+    assert len(lines) == 6 and all(line["status"] in ("done", "flagged") for line in lines), lines
+    voices_after = httpx.get(f"{studio.url}/v1/audio/voices", headers=studio.headers, timeout=30).json()
+    assert voices_after == voices_before
