@@ -2,7 +2,8 @@
 # The test command: sets everything up on a fresh machine (venvs, packages, Debian chromium, node, podman), then
 # lints, type-checks and runs the suite: the core tests in .venv; the UI tests again under the Gradio that
 # `tts-studio[chatterbox]` resolves to (chatterbox-tts pins gradio 6.8.0) in .venv-gradio-pinned; then the
-# engines group (real chatterbox-tts and voxcpm on random-weight checkpoints) in .venv-engines.
+# engines group (real chatterbox-tts and voxcpm on random-weight checkpoints) in .venv-engines, and the Ray group
+# (the studio on a two-node Ray cluster on loopback; needs `unshare`, run as root as CI does).
 # Extra arguments go to the core pytest run.
 #   TTS_STUDIO_SKIP_ENGINES=1   skips the engines group and the chat tests' LLM server (about 3 GB of disk and
 #                               3 minutes to install)
@@ -49,6 +50,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     command -v podman >/dev/null 2>&1 || missing+=(podman)        # the container image test (slow)
     command -v runc >/dev/null 2>&1 || missing+=(runc)
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)         # loopback up in the Ray group's namespace
     if [ ${#missing[@]} -gt 0 ]; then
         echo "== installing Debian packages: ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -102,4 +104,9 @@ if [ "${TTS_STUDIO_SKIP_ENGINES:-0}" != "1" ]; then
     echo "== pytest (engines)"
     .venv-engines/bin/python -m pytest tests/engines -p no:cacheprovider -W ignore::DeprecationWarning \
         -W ignore::FutureWarning -W ignore::UserWarning
+    # A real two-node Ray cluster on loopback, in a network namespace of its own with only `lo`: Ray's servers
+    # listen on every interface whatever address they are given.
+    echo "== pytest (Ray: a two-node cluster on loopback, under unshare -n)"
+    TTS_STUDIO_REQUIRE_RAY=1 unshare -n sh -c 'ip link set lo up && exec .venv-engines/bin/python -m pytest \
+        tests/ray -p no:cacheprovider -W ignore::DeprecationWarning -W ignore::FutureWarning -W ignore::UserWarning'
 fi

@@ -169,3 +169,14 @@ def owner_application(settings: Settings) -> Any:
 def speech_application(settings: Settings) -> Any:
     """The `tts-studio-speech` application: `ray_speech_replicas` ingress replicas for /v1/audio/speech."""
     return _ingress(settings, False)
+
+
+def owner_app(args: dict[str, Any]) -> Any:
+    """`import_path: tts_studio.cluster.deploy:owner_app` for `serve deploy` (deploy/serve.yaml): `args` are
+    settings (the environment of the Ray processes fills in the rest)."""
+    return owner_application(Settings(**args))
+
+
+def speech_app(args: dict[str, Any]) -> Any:
+    """`import_path: tts_studio.cluster.deploy:speech_app` (deploy/serve.yaml)."""
+    return speech_application(Settings(**args))
