@@ -430,3 +430,32 @@ def test_serve_on_ray_with_bad_ray_options_names_the_variable(
     line = _one_line(capsys.readouterr().err)
     assert line.startswith("tts-studio: invalid setting: TTS_STUDIO_RAY_ENGINE_OPTIONS")
     assert "greater than or equal to 0" in line and "sk-cluster" not in line
+
+
+# -- deploy/serve.yaml (`serve deploy`) ------------------------------------------------------------------------
+
+
+def test_the_serve_config_builds_both_applications_settings(no_studio_env: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from tts_studio.cluster import deploy
+
+    config = yaml.safe_load((Path(__file__).parent.parent / "deploy" / "serve.yaml").read_text(encoding="utf-8"))
+    apps = {app["name"]: app for app in config["applications"]}
+    assert {apps[deploy.APP]["route_prefix"], apps[deploy.SPEECH_APP]["route_prefix"]} == {"/", deploy.SPEECH_PREFIX}
+    assert config["proxy_location"] == "HeadOnly"
+    for app in apps.values():
+        module, _, name = app["import_path"].partition(":")
+        assert module == "tts_studio.cluster.deploy" and callable(getattr(deploy, name))
+        key = tmp_path / "key"
+        key.write_text("sk-from-config\n", encoding="utf-8")
+        settings = deploy.config_settings({**app["args"], "api_key_file": str(key), "data_dir": str(tmp_path)})
+        deploy.check_engines(settings)
+        assert settings.key == "sk-from-config" and settings.port == config["http_options"]["port"]
+
+
+def test_the_serve_config_builders_refuse_to_run_without_a_key(no_studio_env: Path, tmp_path: Path) -> None:
+    from tts_studio.cluster.deploy import config_settings
+
+    with pytest.raises(ValueError, match="needs an API key"):
+        config_settings({"data_dir": str(tmp_path)})

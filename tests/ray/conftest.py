@@ -122,9 +122,13 @@ def studio(cluster: tuple[RayCluster, Path], tmp_path_factory: pytest.TempPathFa
         ray_engines=["hibari", "pocket"],
         ray_engine_options={
             "hibari": {"resources": {GPU_STANDIN: 0.5}, "max_ongoing_requests": 4},
-            "pocket": {"resources": {GPU_STANDIN: 0.5}},
+            # one stream at a time and one waiting per caller: a burst finds the deployment full
+            "pocket": {"resources": {GPU_STANDIN: 0.5}, "max_ongoing_requests": 1, "max_queued_requests": 1},
         },
         ray_speech_replicas=2,
+        wyoming_port=free_port(),  # Home Assistant's protocol, served by the owner replica on the head node
+        wyoming_host="127.0.0.1",
+        wyoming_zeroconf=False,  # no multicast from tests
     )
     deploy(settings)
     return RayStudio(f"http://127.0.0.1:{port}", settings, ray_cluster, node_cache)

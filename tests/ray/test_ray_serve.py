@@ -3,6 +3,8 @@ resources, clients that leave free the engine replica, a replica killed under lo
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import threading
 from typing import Any
 
@@ -14,6 +16,7 @@ from tests.conftest import decode, words
 from tests.doubles import wait_for
 from tests.ray.cluster import GPU_STANDIN
 from tests.ray.conftest import KEY, RayStudio
+from tests.test_realtime import SESSION, _until, _user_text
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 LONG = " ".join(f"This is sentence number {n} of a long story about a quiet valley." for n in range(1, 41))
@@ -75,6 +78,79 @@ def test_errors_auth_and_the_browser_guard_are_the_single_process_ones(studio: R
     )
     assert foreign.status_code == 403
     assert httpx.get(f"{studio.url}/ui/", timeout=60).status_code == 200  # the UI, from the one owner replica
+
+
+def test_realtime_speaks_and_hears_through_the_proxy(studio: RayStudio) -> None:
+    client = _client(studio)
+    pcm = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE, response_format="pcm").content
+    with client.realtime.connect(model="gpt-realtime") as conn:
+        assert conn.recv().type == "session.created"
+        conn.session.update(session=SESSION)  # type: ignore[arg-type]
+        conn.conversation.item.create(item=_user_text(SENTENCE))  # type: ignore[arg-type]
+        conn.response.create()
+        spoken = _until(iter(conn), "response.done")
+        for start in range(0, len(pcm), 24000):
+            conn.input_audio_buffer.append(audio=base64.b64encode(pcm[start : start + 24000]).decode())
+        conn.input_audio_buffer.commit()
+        heard = _until(iter(conn), "conversation.item.input_audio_transcription.completed")
+    assert spoken[-1].response.status == "completed"
+    assert sum(len(base64.b64decode(e.delta)) for e in spoken if e.type == "response.output_audio.delta") > 24000
+    assert len(set(words(heard[-1].transcript).split()) & set(words(SENTENCE).split())) >= 4
+
+
+def test_wyoming_speaks_and_transcribes_from_the_owner_replica(studio: RayStudio) -> None:
+    from wyoming.asr import Transcribe, Transcript
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncTcpClient
+    from wyoming.tts import Synthesize, SynthesizeVoice
+
+    async def until(client: AsyncTcpClient, kind: str) -> list[Any]:
+        events = []
+        while (event := await asyncio.wait_for(client.read_event(), 120)) is not None:
+            events.append(event)
+            if event.type == kind:
+                return events
+        raise AssertionError(f"the server closed the connection before {kind}")
+
+    async def go() -> tuple[bytes, str]:
+        port = studio.settings.wyoming_port
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Synthesize(text=SENTENCE, voice=SynthesizeVoice(name="nova")).event())
+            events = await until(client, "audio-stop")
+        audio = b"".join(AudioChunk.from_event(e).audio for e in events if AudioChunk.is_type(e.type))
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Transcribe(language="en").event())
+            await client.write_event(AudioStart(rate=24000, width=2, channels=1).event())
+            await client.write_event(AudioChunk(rate=24000, width=2, channels=1, audio=audio).event())
+            await client.write_event(AudioStop().event())
+            text = Transcript.from_event((await until(client, "transcript"))[-1]).text
+        return audio, text
+
+    audio, text = asyncio.run(go())
+    assert len(audio) > 48000
+    assert len(set(words(text).split()) & set(words(SENTENCE).split())) >= 4, text
+
+
+def test_a_full_engine_deployment_answers_503_with_retry_after(studio: RayStudio) -> None:
+    """pocket takes one stream at a time and queues one per caller: a burst of 8 gets 503s, never a hang."""
+    answers: list[httpx.Response] = []
+    together = threading.Barrier(8)
+
+    def ask() -> None:
+        together.wait(timeout=60)
+        answers.append(_speak(studio, "Hi there.", model="pocket"))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads)
+    statuses = sorted(answer.status_code for answer in answers)
+    assert set(statuses) == {200, 503}, statuses
+    for answer in answers:
+        if answer.status_code == 503:
+            assert int(answer.headers["Retry-After"]) >= 1 and answer.json()["error"]["code"] == "device_busy"
 
 
 def test_a_client_that_hangs_up_mid_stream_frees_the_engine_replica(studio: RayStudio) -> None:

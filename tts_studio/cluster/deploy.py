@@ -171,12 +171,20 @@ def speech_application(settings: Settings) -> Any:
     return _ingress(settings, False)
 
 
+def config_settings(args: dict[str, Any]) -> Settings:
+    """Settings from a Serve config's `args`; a key is required (Serve's proxy is reachable from the network)."""
+    settings = Settings(**args)
+    if settings.api_key is None:
+        raise ValueError("TTS Studio on Ray needs an API key: set api_key_file in the config's args")
+    return settings
+
+
 def owner_app(args: dict[str, Any]) -> Any:
     """`import_path: tts_studio.cluster.deploy:owner_app` for `serve deploy` (deploy/serve.yaml): `args` are
     settings (the environment of the Ray processes fills in the rest)."""
-    return owner_application(Settings(**args))
+    return owner_application(config_settings(args))
 
 
 def speech_app(args: dict[str, Any]) -> Any:
     """`import_path: tts_studio.cluster.deploy:speech_app` (deploy/serve.yaml)."""
-    return speech_application(Settings(**args))
+    return speech_application(config_settings(args))

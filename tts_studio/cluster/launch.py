@@ -15,8 +15,9 @@ from tts_studio.config import Settings
 log = logging.getLogger("tts_studio")
 
 START_CLUSTER = (
-    "start one first: `ray start --head --disable-usage-stats` on this machine (and `ray start --address=HEAD:6379 "
-    "--disable-usage-stats` on every other host), then run this again"
+    "start one first, with a token (`ray get-auth-token --generate`, then RAY_AUTH_MODE=token on every host): "
+    "`ray start --head --disable-usage-stats` on this machine, `ray start --address=HEAD:6379 --disable-usage-stats` "
+    "on every other host, then run this again (README: Beyond one machine)"
 )
 
 

@@ -60,13 +60,15 @@ class RemoteEngine:
         generator cancels the call: the replica's stream stops and frees its lease."""
         if self._handle is None:
             raise RuntimeError("RemoteEngine.stream before load()")
-        responses = self._handle.stream.remote(remote_call(request))
+        responses = None
         try:
+            responses = self._handle.stream.remote(remote_call(request))
             yield from responses
         except Exception as exc:
             raise translate(self.info.id, exc) from None
         finally:
-            responses.cancel()
+            if responses is not None:
+                responses.cancel()
 
 
 class _Steps:
