@@ -6,6 +6,7 @@ request: engine nodes need no shared filesystem."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -68,7 +69,8 @@ class RemoteEngine:
             raise translate(self.info.id, exc) from None
         finally:
             if responses is not None:
-                responses.cancel()
+                with contextlib.suppress(Exception):  # a call that failed re-raises its error here: told already
+                    responses.cancel()
 
 
 class _Steps:
