@@ -273,7 +273,7 @@ def no_studio_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def test_engine_nodes_keep_what_was_set_but_their_own_folders(tmp_path: Path, no_studio_env: Path) -> None:
+def test_engine_nodes_keep_what_was_set_but_their_own_folders_and_no_key(tmp_path: Path, no_studio_env: Path) -> None:
     checkpoints = tmp_path / "checkpoints"
     settings = make_settings(
         tmp_path,
@@ -286,7 +286,7 @@ def test_engine_nodes_keep_what_was_set_but_their_own_folders(tmp_path: Path, no
         watermark=False,
     )
     node = engine_settings(settings)
-    assert node.key == "sk-cluster"
+    assert node.key is None  # the studio's key stays with the ingress
     assert isinstance(node.hf_token, SecretStr) and node.hf_token.get_secret_value() == "hf_secret"
     assert node.engine_dirs == {"chatterbox": checkpoints}
     assert node.ray_engines == ["hibari", "chatterbox"] and node.watermark is False

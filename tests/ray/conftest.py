@@ -19,8 +19,7 @@ import pytest
 from tests.ray.cluster import GPU_STANDIN, RayCluster, free_port, isolated_network, ray_processes, start_cluster
 
 # ray reads its token settings when imported: the cluster fixture sets them first, so no import here
-if importlib.util.find_spec("ray") is None or importlib.util.find_spec("pocket_tts") is None:
-    pytest.skip("the Ray group needs ray and pocket-tts (.venv-engines)", allow_module_level=True)
+MISSING = [name for name in ("ray", "pocket_tts") if importlib.util.find_spec(name) is None]
 
 KEY = "sk-ray-test-key"
 
@@ -70,8 +69,12 @@ class RayStudio:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RayCluster, Path]]:
-    if not isolated_network():
+    reason = None
+    if MISSING:
+        reason = f"the Ray group needs {' and '.join(MISSING)} (.venv-engines has them)"
+    elif not isolated_network():
         reason = "the Ray tests run in a network namespace with only loopback: `unshare -n` (tests/run.sh does)"
+    if reason is not None:
         if os.environ.get("TTS_STUDIO_REQUIRE_RAY") == "1":
             pytest.fail(reason)
         pytest.skip(reason)

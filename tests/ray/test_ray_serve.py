@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import threading
 from typing import Any
 
@@ -267,3 +268,31 @@ def test_killing_the_engine_replica_under_eight_streams(studio: RayStudio) -> No
     assert len(lines) == 6 and all(line["status"] in ("done", "flagged") for line in lines), lines
     voices_after = httpx.get(f"{studio.url}/v1/audio/voices", headers=studio.headers, timeout=30).json()
     assert voices_after == voices_before
+
+
+@pytest.mark.browser
+def test_the_ui_through_the_proxy_signs_in_and_speaks(studio: RayStudio) -> None:
+    """The one owner replica serves the UI: Chromium signs in with the key, speaks, and loads nothing from
+    outside the machine."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            outside: list[str] = []
+            local = ("http://127.0.0.1", "blob:", "data:")
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(local) else None)
+            page.goto(f"{studio.url}/ui/")
+            page.locator("input[type='text']").first.fill("listener")
+            page.locator("input[type='password']").first.fill(KEY)
+            page.keyboard.press("Enter")
+            page.locator("#tts-text textarea").fill("Hello from the cluster.")
+            page.locator("#gen-btn").click()
+            spoken = re.compile(r"s of audio in .* hibari")
+            expect(page.locator("#gen-info textarea")).to_have_value(spoken, timeout=60_000)
+            assert outside == [], outside
+        finally:
+            browser.close()

@@ -30,6 +30,7 @@ SPEECH_PREFIX = "/v1/audio/speech"
 WHISPER = "whisper"
 HEAD_NODE = {"node:__internal_head__": 0.001}  # Ray's own marker resource of the head node
 NODE_LOCAL = ("data_dir", "cache_dir", "log_dir", "bundled_voices_dir")  # paths of the deploying machine
+INGRESS_ONLY = ("api_key", "api_key_file", "chat_upstream_api_key")  # engine and Whisper nodes never need these
 
 
 def engine_deployment(engine_id: str) -> str:
@@ -55,9 +56,10 @@ def remote_registry(settings: Settings) -> dict[str, EngineSpec]:
 
 
 def engine_settings(settings: Settings) -> Settings:
-    """Settings on an engine or Whisper node: what was set when deploying, but this node's own folders, and
-    no idle unloads (autoscaling decides when a replica goes)."""
-    chosen = {name: getattr(settings, name) for name in settings.model_fields_set if name not in NODE_LOCAL}
+    """Settings on an engine or Whisper node: what was set when deploying, but this node's own folders, none of
+    the ingress's keys, and no idle unloads (autoscaling decides when a replica goes)."""
+    skip = {*NODE_LOCAL, *INGRESS_ONLY}
+    chosen = {name: getattr(settings, name) for name in settings.model_fields_set if name not in skip}
     return Settings(**{**chosen, "idle_unload_seconds": -1})
 
 
@@ -119,7 +121,7 @@ def engine_options(settings: Settings, info: EngineInfo) -> dict[str, Any]:
         options["autoscaling_config"] = {
             "min_replicas": least,
             "max_replicas": most,
-            "initial_replicas": max(least, 1) if least == 0 else least,
+            "initial_replicas": max(least, 1),
             "target_ongoing_requests": max(1.0, ongoing / 2),
             "downscale_to_zero_delay_s": chosen.downscale_to_zero_delay_s,
         }
@@ -161,6 +163,7 @@ def owner_application(settings: Settings) -> Any:
         name=WHISPER,
         num_replicas=settings.ray_whisper_replicas,
         max_ongoing_requests=2,
+        max_queued_requests=16,  # then 503 with Retry-After, never a hang
         ray_actor_options={"num_cpus": 1},
     )(_WhisperNode).bind(settings)
     return _ingress(settings, True, *engines, whisper)  # bound to the owner: part of this application
