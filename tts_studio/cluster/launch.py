@@ -41,11 +41,19 @@ def connect(address: str) -> None:
 def deploy(settings: Settings) -> None:
     """Start Serve's proxy on the head node and run both applications (returns once they are running)."""
     from ray import serve
+    from ray.exceptions import RayActorError
 
     from tts_studio.cluster.deploy import APP, SPEECH_APP, SPEECH_PREFIX, owner_application, speech_application
 
     owner, speech = owner_application(settings), speech_application(settings)
-    serve.start(http_options={"host": settings.host, "port": settings.port}, proxy_location="HeadOnly")
+    for attempt in range(3):  # on a busy head node the controller may give up on a proxy still starting
+        try:
+            serve.start(http_options={"host": settings.host, "port": settings.port}, proxy_location="HeadOnly")
+            break
+        except RayActorError:
+            if attempt == 2:
+                raise
+            log.warning("Serve's proxy did not start in time; trying again")
     serve.run(owner, name=APP, route_prefix="/")
     serve.run(speech, name=SPEECH_APP, route_prefix=SPEECH_PREFIX)
 
