@@ -296,3 +296,24 @@ def test_the_ui_through_the_proxy_signs_in_and_speaks(studio: RayStudio) -> None
             assert outside == [], outside
         finally:
             browser.close()
+
+
+def test_mcp_speaks_and_transcribes_through_the_proxy(studio: RayStudio) -> None:
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def go() -> tuple[Any, Any]:
+        async with (
+            httpx2.AsyncClient(headers=studio.headers, timeout=120) as http,
+            Client(streamable_http_client(f"{studio.url}/mcp", http_client=http)) as client,
+        ):
+            spoken = await client.call_tool("speak", {"text": SENTENCE, "voice": "nova", "format": "wav"})
+            audio = next(block for block in spoken.content if block.type == "audio")
+            return spoken, await client.call_tool("transcribe", {"audio_base64": audio.data})
+
+    spoken, heard = anyio.run(go)
+    assert not spoken.is_error and not heard.is_error
+    text = "".join(block.text for block in heard.content if block.type == "text")
+    assert len(set(words(text).split()) & set(words(SENTENCE).split())) >= 4, text
