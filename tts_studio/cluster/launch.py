@@ -73,6 +73,7 @@ def serve_on_ray(settings: Settings, address: str) -> int:
     try:
         import ray
         from ray import serve
+        from ray.exceptions import RayError
     except ImportError:
         return _fail("Ray is not installed here: pip install 'tts-studio[ray]'")
     try:
@@ -85,7 +86,11 @@ def serve_on_ray(settings: Settings, address: str) -> int:
         stop.set()
 
     try:
-        deploy(settings)
+        try:
+            deploy(settings)
+        except (RuntimeError, RayError) as exc:  # a replica that cannot start: Serve says which and why
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return _fail(f"deploying on the cluster failed: {first} (Serve's log on the head node has the rest)")
         url = f"http://{settings.host}:{settings.port}"
         log.info("TTS Studio on Ray at %s (OpenAI base_url: %s/v1; the studio at %s/ui/)", url, url, url)
         for sig in (signal.SIGINT, signal.SIGTERM):
