@@ -7,6 +7,7 @@ import asyncio
 import base64
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -317,3 +318,12 @@ def test_mcp_speaks_and_transcribes_through_the_proxy(studio: RayStudio) -> None
     assert not spoken.is_error and not heard.is_error
     text = "".join(block.text for block in heard.content if block.type == "text")
     assert len(set(words(text).split()) & set(words(SENTENCE).split())) >= 4, text
+
+
+def test_the_serve_config_is_one_serve_deploy_accepts() -> None:
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    path = Path(__file__).parent.parent.parent / "deploy" / "serve.yaml"
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    assert [app.route_prefix for app in schema.applications] == ["/", "/v1/audio/speech"]
