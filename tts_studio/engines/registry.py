@@ -27,8 +27,10 @@ class EngineSpec:
 
     @property
     def installed(self) -> bool:
-        if self.absent or self.remote:
-            return not self.absent
+        if self.absent:
+            return False
+        if self.remote:
+            return True  # on the cluster's nodes, not necessarily here
         return all(importlib.util.find_spec(module) is not None for module in self.requires)
 
     def import_packages(self) -> None:
