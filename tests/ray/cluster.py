@@ -16,19 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import _free_port as free_port
+
 GPU_STANDIN = "gpu_standin"  # the second node's custom resource: engines that ask for it run there
 
 
 def isolated_network() -> bool:
     """True inside a network namespace whose only interface is loopback."""
     return [name for _, name in socket.if_nameindex()] == ["lo"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

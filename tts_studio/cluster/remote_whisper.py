@@ -34,6 +34,7 @@ class RemoteTranscriber(Transcriber):
     def __init__(self, settings: Settings, deployment: str, app_name: str) -> None:
         super().__init__(multilingual=MultilingualWhisper(settings))
         self._deployment, self._app_name = deployment, app_name
+        self._handle: Any = None  # taken on first use, then kept (its router learns the replicas' queues)
 
     def transcribe(
         self,
@@ -60,9 +61,10 @@ class RemoteTranscriber(Transcriber):
             "hotwords": hotwords,
             "vad": vad,
         }
-        handle = serve.get_deployment_handle(self._deployment, app_name=self._app_name)
+        if self._handle is None:
+            self._handle = serve.get_deployment_handle(self._deployment, app_name=self._app_name)
         try:
-            result: Transcript = handle.transcribe.remote(audio, options).result()
+            result: Transcript = self._handle.transcribe.remote(audio, options).result()
         except Exception as exc:
             raise translate("whisper", exc) from None
         return result
